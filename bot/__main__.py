@@ -1,0 +1,35 @@
+"""``python -m bot``: validate the settings, then run the bot with long polling."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from bot.logs import setup_logging
+from bot.settings import Settings, describe_error
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and .env; exit 2 with one clear line if they are wrong."""
+    try:
+        return Settings()  # type: ignore[call-arg]  # values come from the environment
+    except (ValidationError, ValueError) as exc:
+        print(describe_error(exc), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def main() -> None:
+    """Entry point."""
+    settings = load_settings()
+    setup_logging(settings.log_level, settings.secrets())
+    from bot.application import build_application
+
+    app = build_application(settings)
+    logging.getLogger(__name__).info("starting (long polling)")
+    app.run_polling(allowed_updates=["message", "callback_query"], drop_pending_updates=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The composition root: builds the Application and wires the services into it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+
+import handlers
+from bot.settings import Settings
+from handlers.context import StudioContext
+from services.credits import Credits
+from services.delivery import Delivery
+from services.poller import Poller, PollerConfig
+from services.providers.base import Provider
+from services.providers.local import LocalStudio
+from services.storage.db import Database
+from services.storage.repositories import (
+    Clock,
+    JobRepository,
+    LedgerRepository,
+    MediaRepository,
+    UpdateRepository,
+    UserRepository,
+)
+from services.studio import Studio
+from services.telegram_edge import Messenger
+
+log = logging.getLogger(__name__)
+
+App = Application[Any, Any, Any, Any, Any, Any]
+
+
+@dataclass
+class Services:
+    """Everything the handlers and the poller use, opened in post_init."""
+
+    settings: Settings
+    db: Database
+    http: httpx.AsyncClient
+    provider: Provider
+    updates: UpdateRepository
+    jobs: JobRepository
+    studio: Studio
+    poller: Poller
+
+
+def make_provider(settings: Settings) -> Provider:
+    """The backend chosen by the settings."""
+    if settings.provider == "local":
+        return LocalStudio(settings.data_dir, height=settings.local_studio_height)
+    raise SystemExit(
+        f"VIDEO_PROVIDER={settings.provider} is not available in this version; "
+        "unset the provider key to use the local studio."
+    )
+
+
+async def open_services(app: App, settings: Settings, clock: Clock = time.time) -> Services:
+    """Open the database and HTTP client and wire every service."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_path)
+    await db.open()
+    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=True)
+    provider = make_provider(settings)
+    jobs = JobRepository(db, clock)
+    media = MediaRepository(db, clock)
+    credits = Credits(
+        LedgerRepository(db, clock),
+        clock,
+        daily=settings.daily_credits,
+        zone=settings.zone,
+        admins=frozenset(settings.admin_user_ids),
+    )
+    messenger = Messenger(
+        app.bot,
+        http,
+        api_root=settings.telegram_api_url,
+        token=settings.telegram_bot_token.get_secret_value(),
+        local_mode=settings.telegram_local_mode,
+    )
+    delivery = Delivery(
+        messenger, upload_limit=settings.upload_limit, local_mode=settings.telegram_local_mode
+    )
+    poller = Poller(
+        jobs=jobs,
+        media=media,
+        credits=credits,
+        provider=provider,
+        messenger=messenger,
+        delivery=delivery,
+        clock=clock,
+        owner=f"{socket.gethostname()}:{os.getpid()}",
+        config=PollerConfig(
+            work_dir=settings.data_dir,
+            poll_interval=settings.poll_interval_seconds,
+            job_timeout=settings.job_timeout_seconds,
+            stall_polls=settings.stall_polls,
+            max_concurrent=settings.max_concurrent_polls,
+            edit_interval=settings.status_edit_interval_seconds,
+            lease_seconds=settings.lease_seconds,
+        ),
+    )
+    studio = Studio(
+        jobs=jobs,
+        users=UserRepository(db, clock),
+        credits=credits,
+        messenger=messenger,
+        provider=provider,
+        data_dir=settings.data_dir,
+        download_limit=settings.download_limit,
+        clock=clock,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        http=http,
+        provider=provider,
+        updates=UpdateRepository(db, clock),
+        jobs=jobs,
+        studio=studio,
+        poller=poller,
+    )
+
+
+def build_application(settings: Settings, clock: Clock = time.time) -> App:
+    """An Application wired to the settings; nothing is opened until it initialises."""
+    root = settings.telegram_api_url
+    context_types = ContextTypes(context=StudioContext)
+
+    async def post_init(app: App) -> None:
+        services = await open_services(app, settings, clock)
+        app.bot_data["services"] = services
+        await app.bot.set_my_commands(handlers.bot_commands())
+        assert app.job_queue is not None
+        app.job_queue.run_repeating(
+            _tick,
+            interval=settings.poller_tick_seconds,
+            first=0.2,
+            name="poller",
+            job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+        )
+        log.info(
+            "ready: provider=%s database=%s data=%s",
+            services.provider.name,
+            settings.database_path,
+            settings.data_dir,
+        )
+
+    async def post_shutdown(app: App) -> None:
+        services: Services | None = app.bot_data.get("services")
+        if services is None:
+            return
+        await services.poller.stop()
+        await services.provider.close()
+        await services.http.aclose()
+        await services.db.close()
+
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(f"{root}/bot")
+        .base_file_url(f"{root}/file/bot")
+        .local_mode(settings.telegram_local_mode)
+        .context_types(context_types)
+        .rate_limiter(AIORateLimiter(max_retries=2))
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .get_updates_read_timeout(30)
+    )
+    app: App = builder.build()
+    handlers.register(app)
+    return app
+
+
+async def _tick(context: StudioContext) -> None:
+    """The JobQueue callback: one poller tick."""
+    await context.services.poller.tick()

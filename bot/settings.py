@@ -1,0 +1,168 @@
+"""Configuration: one class that reads the environment and ``.env``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ProviderName = Literal["muapi", "fal", "local"]
+
+
+def _id_list(value: object) -> object:
+    """Accept ``1,2 3`` as well as a JSON list, because operators write both."""
+    if isinstance(value, str):
+        parts = value.replace(",", " ").split()
+        try:
+            return [int(p) for p in parts]
+        except ValueError as exc:
+            raise ValueError("must be Telegram user ids separated by commas") from exc
+    return value
+
+
+class Settings(BaseSettings):
+    """Every variable of the configuration table, validated at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    telegram_bot_token: SecretStr
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_local_mode: bool = False
+    database_url: str = "sqlite:///data/bot.db"
+    data_dir: Path = Path("data")
+    video_provider: ProviderName | None = None
+    muapi_api_key: SecretStr | None = None
+    muapi_base_url: str = "https://api.muapi.ai"
+    fal_key: SecretStr | None = None
+    fal_queue_url: str = "https://queue.fal.run"
+    fal_rest_url: str = "https://rest.fal.ai"
+    poll_interval_seconds: float = Field(15.0, gt=0)
+    audio_poll_interval_seconds: float = Field(10.0, gt=0)
+    job_timeout_seconds: float = Field(600.0, gt=0)
+    daily_credits: int = Field(500, ge=0)
+    timezone: str = "UTC"
+    admin_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    allowed_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    # Operational knobs beyond the product table; the defaults suit one process on a small VM.
+    stall_polls: int = Field(20, ge=2)
+    max_concurrent_polls: int = Field(8, ge=1)
+    status_edit_interval_seconds: float = Field(5.0, ge=0)
+    lease_seconds: float = Field(60.0, gt=0)
+    local_studio_height: int = Field(720, ge=144, le=2160)
+    poller_tick_seconds: float = Field(1.0, gt=0)
+
+    @field_validator("admin_user_ids", "allowed_user_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        return _id_list(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value().strip()
+        bot_id, _, secret = token.partition(":")
+        if not (bot_id.isdigit() and secret):
+            raise ValueError("does not look like a BotFather token (digits:letters)")
+        return SecretStr(token)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. UTC, Europe/Berlin)") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_db(cls, value: str) -> str:
+        if not value.startswith("sqlite:///"):
+            raise ValueError("only sqlite:///path is supported by this version")
+        return value
+
+    @field_validator("telegram_api_url", "muapi_base_url", "fal_queue_url", "fal_rest_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _provider_has_key(self) -> Settings:
+        if self.video_provider == "muapi" and self.muapi_api_key is None:
+            raise ValueError("VIDEO_PROVIDER=muapi needs MUAPI_API_KEY")
+        if self.video_provider == "fal" and self.fal_key is None:
+            raise ValueError("VIDEO_PROVIDER=fal needs FAL_KEY")
+        return self
+
+    @property
+    def provider(self) -> ProviderName:
+        """The backend in use: explicit choice, else the first provider with a key, else local."""
+        if self.video_provider:
+            return self.video_provider
+        if self.muapi_api_key is not None:
+            return "muapi"
+        if self.fal_key is not None:
+            return "fal"
+        return "local"
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file named by DATABASE_URL (``sqlite:///rel`` or ``sqlite:////abs``)."""
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The operator's time zone for daily resets."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def download_limit(self) -> int:
+        """Largest file the bot may fetch from Telegram."""
+        return 2_000_000_000 if self.telegram_local_mode else 20_000_000
+
+    @property
+    def upload_limit(self) -> int:
+        """Largest file the bot may upload to Telegram."""
+        return 2_000_000_000 if self.telegram_local_mode else 50_000_000
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for log redaction."""
+        values = [self.telegram_bot_token, self.muapi_api_key, self.fal_key]
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+def describe_error(exc: Exception) -> str:
+    """One clear line for a settings error, naming the environment variable."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return f"Configuration error: {exc}"
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]).upper()
+        if err["type"] == "missing" and field == "TELEGRAM_BOT_TOKEN":
+            lines.append(
+                "TELEGRAM_BOT_TOKEN is not set: talk to @BotFather in Telegram, send /newbot, "
+                "and put the token it gives you in .env or the environment."
+            )
+        elif err["type"] == "missing":
+            lines.append(f"{field} is required.")
+        else:
+            message = str(err["msg"]).removeprefix("Value error, ")
+            where = f"{field}: " if field else ""
+            lines.append(f"{where}{message}")
+    return "Configuration error: " + "; ".join(lines)

@@ -1,0 +1,51 @@
+"""Telegram handlers: parse the update, call one service, render the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from handlers import buttons, commands, errors, guards, messages
+
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("start", "Welcome and examples"),
+    ("help", "How it works"),
+    ("cancel", "Stop what is waiting or running"),
+)
+
+# Only private chats and messages that are new (edits are not requests to do something again).
+PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+
+
+def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Attach every handler to the application."""
+    application.add_handler(TypeHandler(Update, guards.before), group=-1)
+    application.add_handler(CommandHandler("start", commands.start, filters=PRIVATE))
+    application.add_handler(CommandHandler("help", commands.help_command, filters=PRIVATE))
+    application.add_handler(CommandHandler("cancel", commands.cancel, filters=PRIVATE))
+    application.add_handler(MessageHandler(PRIVATE & filters.PHOTO, messages.photo))
+    application.add_handler(
+        MessageHandler(PRIVATE & filters.Document.IMAGE, messages.image_document)
+    )
+    application.add_handler(
+        MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, messages.text)
+    )
+    application.add_handler(MessageHandler(PRIVATE & filters.COMMAND, messages.unknown_command))
+    application.add_handler(MessageHandler(PRIVATE, messages.other))
+    application.add_handler(CallbackQueryHandler(buttons.press))
+    application.add_handler(TypeHandler(Update, guards.after), group=1)
+    application.add_error_handler(errors.on_error)
+
+
+def bot_commands() -> list[BotCommand]:
+    """The command menu set with setMyCommands."""
+    return [BotCommand(name, description) for name, description in COMMANDS]

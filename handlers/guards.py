@@ -1,0 +1,38 @@
+"""Cross-cutting work before and after the handlers: duplicates, users, access."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import ApplicationHandlerStop
+
+from handlers.context import StudioContext, chat_user
+
+log = logging.getLogger(__name__)
+
+
+async def before(update: Update, context: StudioContext) -> None:
+    """Group -1: drop repeated updates and updates from users who may not use the bot."""
+    services = context.services
+    if await services.updates.seen(update.update_id):
+        log.info("update %s seen before; ignored", update.update_id)
+        raise ApplicationHandlerStop
+    user = chat_user(update)
+    if user is None:
+        await services.updates.mark(update.update_id)
+        raise ApplicationHandlerStop
+    allowed = services.settings.allowed_user_ids
+    if allowed and user.id not in allowed and user.id not in services.settings.admin_user_ids:
+        await services.updates.mark(update.update_id)
+        if update.callback_query:
+            await update.callback_query.answer()
+        if update.effective_chat and update.effective_chat.type == "private":
+            await services.studio.say(user, "not_allowed")
+        raise ApplicationHandlerStop
+    await services.studio.seen(user)
+
+
+async def after(update: Update, context: StudioContext) -> None:
+    """Last group: the update is handled; a redelivery of it will be ignored."""
+    await context.services.updates.mark(update.update_id)

@@ -1,0 +1,82 @@
+"""Credits: a daily allowance, reserved at submit, kept on success, refunded on failure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from services.errors import QuotaExceeded
+from services.jobs import Job
+from services.storage.repositories import Clock, LedgerRepository
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """A user's credits for today."""
+
+    available: int
+    daily: int
+    resets_at: float
+    unlimited: bool
+
+
+class Credits:
+    """The ledger's domain verbs."""
+
+    def __init__(
+        self,
+        ledger: LedgerRepository,
+        clock: Clock,
+        *,
+        daily: int,
+        zone: ZoneInfo,
+        admins: frozenset[int],
+    ) -> None:
+        self.ledger = ledger
+        self.clock = clock
+        self.daily = daily
+        self.zone = zone
+        self.admins = admins
+
+    def day_bounds(self) -> tuple[float, float]:
+        """Start of today and of tomorrow, as timestamps in the operator's zone."""
+        now = datetime.fromtimestamp(self.clock(), self.zone)
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        # Adding a calendar day and re-normalising handles DST days of 23 or 25 hours.
+        tomorrow = (start + timedelta(days=1)).replace(tzinfo=None)
+        return start.timestamp(), tomorrow.replace(tzinfo=self.zone).timestamp()
+
+    async def allowance(self, user_id: int) -> Allowance:
+        """What the user can still spend today."""
+        start, end = self.day_bounds()
+        if user_id in self.admins:
+            return Allowance(available=10**9, daily=self.daily, resets_at=end, unlimited=True)
+        spent = await self.ledger.spent_since(user_id, start)
+        return Allowance(
+            available=max(0, self.daily - spent), daily=self.daily, resets_at=end, unlimited=False
+        )
+
+    async def check(self, user_id: int, cost: int) -> Allowance:
+        """Raise QuotaExceeded if the user cannot afford ``cost`` now."""
+        allowance = await self.allowance(user_id)
+        if allowance.available < cost:
+            raise QuotaExceeded(cost, allowance.available, allowance.resets_at)
+        return allowance
+
+    async def reserve(self, job: Job) -> None:
+        """Hold the job's cost; raises QuotaExceeded when the allowance is short."""
+        await self.check(job.user_id, job.cost)
+        await self.ledger.add(job.user_id, job.id, "reserve", job.cost, "submit")
+
+    async def keep(self, job: Job) -> None:
+        """The job succeeded: the reservation is spent for good."""
+        await self.ledger.add(job.user_id, job.id, "keep", job.cost, "delivered")
+
+    async def refund(self, job: Job, reason: str) -> bool:
+        """Give the reservation back; True if this call refunded it (never twice)."""
+        entries = await self.ledger.entries(job.id)
+        kinds = {kind for kind, _ in entries}
+        if "reserve" not in kinds or "keep" in kinds:
+            return False
+        return await self.ledger.add(job.user_id, job.id, "refund", job.cost, reason)

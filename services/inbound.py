@@ -1,0 +1,95 @@
+"""Files users send: checked before anything is spent, then fetched into the work folder."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from services import media
+from services.errors import MediaError, MessengerError, UserInputError
+from services.telegram_edge import Messenger
+from services.views import human_size
+
+log = logging.getLogger(__name__)
+
+MIN_SIDE = 64
+MAX_SIDE = 10_000
+MAX_RATIO = 20
+IMAGE_CODECS = frozenset(
+    {"mjpeg", "png", "webp", "bmp", "tiff", "gif", "jpegls", "heif", "hevc", "av1"}
+)
+IMAGE_TYPES = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/webp": ".webp",
+    "image/bmp": ".bmp",
+    "image/tiff": ".tif",
+    "image/heic": ".heic",
+}
+
+
+@dataclass(frozen=True)
+class InboundImage:
+    """A photo, or an image sent as a file, as Telegram describes it."""
+
+    file_id: str
+    file_unique_id: str
+    size: int | None
+    width: int | None
+    height: int | None
+    mime_type: str = "image/jpeg"
+
+
+def check_dimensions(width: int, height: int) -> None:
+    """Refuse images too small, too large or too thin to animate."""
+    ratio = max(width, height) / max(1, min(width, height))
+    if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE or ratio > MAX_RATIO:
+        raise UserInputError(
+            "photo_dimensions", width=width, height=height, min_side=MIN_SIDE, max_ratio=MAX_RATIO
+        )
+
+
+def check_declared(image: InboundImage, limit: int) -> None:
+    """What Telegram tells us about the file, checked before downloading it."""
+    if image.mime_type not in IMAGE_TYPES:
+        raise UserInputError("not_an_image")
+    if image.size is not None and image.size > limit:
+        raise UserInputError("photo_too_big", size=human_size(image.size), limit=human_size(limit))
+    if image.width and image.height:
+        check_dimensions(image.width, image.height)
+
+
+async def fetch_image(
+    messenger: Messenger, image: InboundImage, folder: Path, limit: int
+) -> tuple[Path, media.MediaInfo]:
+    """Download and decode-check an image; the file name is ours, never the user's."""
+    check_declared(image, limit)
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / f"{uuid.uuid4().hex}{IMAGE_TYPES[image.mime_type]}"
+    try:
+        await messenger.download(image.file_id, dest, limit)
+    except MessengerError as exc:
+        if exc.kind == "too_large":
+            raise UserInputError(
+                "photo_too_big", size=human_size(image.size or limit + 1), limit=human_size(limit)
+            ) from exc
+        raise
+    try:
+        info = await media.probe(dest)
+    except MediaError as exc:
+        dest.unlink(missing_ok=True)
+        raise UserInputError("photo_unreadable") from exc
+    if not info.has_video or not info.width or not info.height:
+        dest.unlink(missing_ok=True)
+        raise UserInputError("photo_unreadable")
+    if info.duration and info.duration > 0.5 and (info.video_codec or "") not in IMAGE_CODECS:
+        dest.unlink(missing_ok=True)
+        raise UserInputError("not_an_image")
+    try:
+        check_dimensions(info.width, info.height)
+    except UserInputError:
+        dest.unlink(missing_ok=True)
+        raise
+    return dest, info

@@ -1,0 +1,117 @@
+"""What the words of a caption ask for: camera motion, aspect ratio, duration."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Keyword tables are data: per motion, the phrases that select it (English and Russian).
+MOTION_WORDS: dict[str, tuple[str, ...]] = {
+    "zoom_out": (
+        "zoom out",
+        "pull back",
+        "pull out",
+        "dolly out",
+        "reveal",
+        "wider",
+        "отдал",
+        "отъезд",
+        "общий план",
+    ),
+    "zoom_in": (
+        "zoom in",
+        "push in",
+        "dolly in",
+        "closer",
+        "close up",
+        "close-up",
+        "zoom",
+        "приближ",
+        "наезд",
+        "крупн",
+    ),
+    "pan_left": ("pan left", "to the left", "leftward", "move left", "влево", "налево"),
+    "pan_right": ("pan right", "to the right", "rightward", "move right", "вправо", "направо"),
+    "pan_up": ("pan up", "tilt up", "upward", "look up", "rise", "вверх", "наверх"),
+    "pan_down": ("pan down", "tilt down", "downward", "look down", "вниз"),
+}
+DEFAULT_MOTION = "zoom_in"
+
+# The presets offered as buttons for a photo without a caption, in display order.
+MOTION_PRESETS: tuple[str, ...] = (
+    "zoom_in",
+    "zoom_out",
+    "pan_left",
+    "pan_right",
+    "pan_up",
+    "pan_down",
+)
+
+ASPECT_WORDS: dict[str, tuple[str, ...]] = {
+    "9:16": (
+        "tiktok",
+        "reels",
+        "reel",
+        "shorts",
+        "stories",
+        "story",
+        "vertical",
+        "portrait",
+        "9:16",
+        "вертикал",
+        "сторис",
+        "рилс",
+        "тикток",
+    ),
+    "16:9": ("youtube", "landscape", "horizontal", "widescreen", "16:9", "горизонт", "ютуб"),
+    "1:1": ("square", "1:1", "квадрат"),
+}
+
+_DURATION = re.compile(
+    r"\b(5|10|five|ten|пять|десять)\s*(?:-?\s*)(s|sec|secs|second|seconds|с|сек|секунд\w*)\b",
+    re.IGNORECASE,
+)
+_NUMBER_WORDS = {"five": 5, "ten": 10, "пять": 5, "десять": 10}
+
+
+@dataclass(frozen=True)
+class AnimationRequest:
+    """What a caption asks of an animation; None where it says nothing."""
+
+    motion: str
+    aspect: str | None
+    duration: int | None
+
+
+def _first_match(text: str, table: dict[str, tuple[str, ...]]) -> str | None:
+    # The earliest phrase in the text wins, so "zoom out then pan left" means zoom out.
+    best: tuple[int, str] | None = None
+    for key, words in table.items():
+        for word in words:
+            pos = text.find(word)
+            if pos >= 0 and (best is None or pos < best[0]):
+                best = (pos, key)
+    return best[1] if best else None
+
+
+def parse_animation(prompt: str) -> AnimationRequest:
+    """Read motion, aspect and duration from a caption."""
+    text = " ".join(prompt.lower().split())
+    motion = _first_match(text, MOTION_WORDS) or DEFAULT_MOTION
+    aspect = _first_match(text, ASPECT_WORDS)
+    duration: int | None = None
+    found = _DURATION.search(text)
+    if found:
+        raw = found.group(1).lower()
+        duration = _NUMBER_WORDS.get(raw) or int(raw)
+    return AnimationRequest(motion=motion, aspect=aspect, duration=duration)
+
+
+def aspect_for_size(width: int, height: int) -> str:
+    """The offered aspect closest to a photo's own shape."""
+    ratio = width / height
+    if ratio > 1.25:
+        return "16:9"
+    if ratio < 0.8:
+        return "9:16"
+    return "1:1"

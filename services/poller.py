@@ -1,0 +1,474 @@
+"""The poller: one repeating tick that moves every active job one step further.
+
+The database is the queue. A tick leases due jobs (so a second process sharing the database
+cannot take them), works on each in its own task with a bound on concurrency, and gives the
+lease back with the time the job is next due. Every state change is written before the side
+effect it guards: ``submitting`` before the provider call, ``delivering`` before the upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from services import views
+from services.catalogue import get_model
+from services.credits import Credits
+from services.delivery import Delivery
+from services.errors import (
+    MediaError,
+    MessengerError,
+    ProviderPermanent,
+    ProviderTransient,
+    StudioError,
+    TransferError,
+)
+from services.inbound import IMAGE_TYPES
+from services.jobs import Job, JobState
+from services.providers.base import JobSpec, Provider, ProviderState, ProviderStatus, Submission
+from services.storage.repositories import Clock, JobRepository, MediaRecord, MediaRepository
+from services.telegram_edge import Keyboard, Messenger
+from services.texts import text
+
+log = logging.getLogger(__name__)
+
+S = JobState
+CONTENT_WORDS = ("content policy", "nsfw", "safety", "moderation", "inappropriate", "sensitive")
+
+
+@dataclass(frozen=True)
+class PollerConfig:
+    """The poller's knobs, from settings."""
+
+    work_dir: Path
+    poll_interval: float = 15.0
+    job_timeout: float = 600.0
+    stall_polls: int = 20
+    max_concurrent: int = 8
+    edit_interval: float = 5.0
+    lease_seconds: float = 60.0
+    output_limit: int = 2_000_000_000
+    submit_attempts: int = 3
+    download_attempts: int = 3
+    download_retry_wait: float = 10.0
+    max_errors: int = 30
+
+
+class Poller:
+    """Moves jobs through the lifecycle; driven by the JobQueue."""
+
+    def __init__(
+        self,
+        *,
+        jobs: JobRepository,
+        media: MediaRepository,
+        credits: Credits,
+        provider: Provider,
+        messenger: Messenger,
+        delivery: Delivery,
+        config: PollerConfig,
+        clock: Clock,
+        owner: str,
+    ) -> None:
+        self.jobs = jobs
+        self.media = media
+        self.credits = credits
+        self.provider = provider
+        self.messenger = messenger
+        self.delivery = delivery
+        self.config = config
+        self.clock = clock
+        self.owner = owner
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+
+    @property
+    def busy(self) -> int:
+        """Jobs being worked on right now."""
+        return len(self._inflight)
+
+    async def tick(self) -> int:
+        """Lease the jobs that are due and start working on them; return how many."""
+        room = self.config.max_concurrent - len(self._inflight)
+        if room <= 0:
+            return 0
+        claimed = await self.jobs.claim_due(self.owner, self.config.lease_seconds, room)
+        for job in claimed:
+            if job.id in self._inflight:
+                continue
+            task = asyncio.create_task(self._work(job), name=f"job-{job.id}")
+            self._inflight[job.id] = task
+            task.add_done_callback(partial(self._forget, job.id))
+        return len(claimed)
+
+    def _forget(self, job_id: int, _task: asyncio.Task[None]) -> None:
+        self._inflight.pop(job_id, None)
+
+    async def stop(self) -> None:
+        """Stop working; leases lapse and the jobs resume on the next start."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _work(self, job: Job) -> None:
+        renewer = asyncio.create_task(self._renew(job.id))
+        next_at: float | None = None
+        try:
+            current: Job | None = job
+            while current is not None and current.active:
+                delay = await self._step(current)
+                if delay is None:
+                    break
+                if delay > 0:
+                    next_at = self.clock() + delay
+                    break
+                current = await self.jobs.get(current.id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %s: unexpected error; will retry", job.id)
+            next_at = self.clock() + self.config.poll_interval
+            await self._count_error(job)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.jobs.release(job.id, self.owner, next_at))
+
+    async def _renew(self, job_id: int) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease_seconds / 3)
+            await self.jobs.renew_lease(job_id, self.owner, self.config.lease_seconds)
+
+    async def _count_error(self, job: Job) -> None:
+        fresh = await self.jobs.get(job.id)
+        if fresh is None or not fresh.active:
+            return
+        await self.jobs.update(job.id, poll_errors=fresh.poll_errors + 1)
+        if fresh.poll_errors + 1 >= self.config.max_errors:
+            await self._fail(fresh, S.FAILED, "failed_media")
+
+    async def _step(self, job: Job) -> float | None:
+        """Do the next thing for ``job``; return seconds until it is due again (0 = now)."""
+        if job.state == S.QUEUED:
+            return await self._submit(job)
+        if job.state == S.SUBMITTING:
+            # We crashed (or lost the lease) mid-submit: the provider may have the job and may
+            # bill for it, so it is never sent again.
+            await self._fail(job, S.UNKNOWN, "unknown")
+            return None
+        if job.state == S.RUNNING:
+            return await self._poll(job)
+        if job.state == S.DOWNLOADING:
+            return await self._download(job)
+        if job.state == S.DELIVERING:
+            return await self._deliver(job)
+        return None
+
+    # --- submit -----------------------------------------------------------------------------
+
+    async def _submit(self, job: Job) -> float | None:
+        inputs = job.provider_data.get("inputs")
+        if not inputs:
+            try:
+                inputs = await self._upload_inputs(job)
+            except ProviderTransient as exc:
+                await self.jobs.update(job.id, attempts=job.attempts + 1)
+                return await self._retry_submit_later(await self._reload(job), exc)
+            except ProviderPermanent as exc:
+                key, params = self._reason(exc)
+                await self._fail(job, S.FAILED, key, params=params)
+                return None
+            await self.jobs.update(job.id, provider_data={**job.provider_data, "inputs": inputs})
+        if not await self.jobs.transition(
+            job.id, S.QUEUED, S.SUBMITTING, attempts=job.attempts + 1
+        ):
+            return None
+        spec = JobSpec(
+            model=get_model(job.model),
+            prompt=job.prompt,
+            inputs=inputs,
+            duration=job.duration,
+            aspect=job.aspect,
+            options={k: v for k, v in job.params.items() if k not in {"duration", "aspect"}},
+        )
+        try:
+            submission = await self.provider.submit(spec)
+        except ProviderTransient as exc:
+            if exc.reached:
+                await self._fail(await self._reload(job), S.UNKNOWN, "unknown")
+                return None
+            await self.jobs.transition(job.id, S.SUBMITTING, S.QUEUED)
+            return await self._retry_submit_later(await self._reload(job), exc)
+        except ProviderPermanent as exc:
+            key, params = self._reason(exc)
+            await self._fail(await self._reload(job), S.FAILED, key, params=params)
+            return None
+        now = self.clock()
+        data = {**job.provider_data, "inputs": inputs, **submission.data}
+        moved = await self.jobs.transition(
+            job.id,
+            S.SUBMITTING,
+            S.RUNNING,
+            external_id=submission.external_id,
+            provider_data=data,
+            submitted_at=now,
+            provider_status="submitted",
+        )
+        if not moved:
+            # Canceled while the submit was in flight: stop it on the provider too.
+            with contextlib.suppress(StudioError):
+                await self.provider.cancel(submission)
+            return None
+        log.info("job %s submitted to %s as %s", job.id, self.provider.name, submission.external_id)
+        await self._show_status(await self._reload(job), force=True)
+        return min(self.config.poll_interval, 2.0)
+
+    async def _upload_inputs(self, job: Job) -> dict[str, str]:
+        if not job.input_path or not Path(job.input_path).is_file():
+            raise ProviderPermanent("the input file is gone", reason="failed_media")
+        path = Path(job.input_path)
+        content_type = next(
+            (t for t, ext in IMAGE_TYPES.items() if ext == path.suffix), "image/jpeg"
+        )
+        return {"image": await self.provider.upload(path, content_type)}
+
+    async def _retry_submit_later(self, job: Job, exc: ProviderTransient) -> float | None:
+        """The provider surely did not take the job: try again later, a few times at most."""
+        if job.attempts >= self.config.submit_attempts:
+            await self._fail(job, S.FAILED, "failed_unavailable")
+            return None
+        return exc.retry_after or 2.0 ** max(1, job.attempts)
+
+    # --- poll -------------------------------------------------------------------------------
+
+    async def _poll(self, job: Job) -> float | None:
+        now = self.clock()
+        started = job.submitted_at or job.created_at
+        if now - started > self.config.job_timeout:
+            await self._cancel_remote(job)
+            await self._fail(job, S.TIMED_OUT, "timed_out")
+            return None
+        try:
+            status = await self.provider.poll(Submission(job.external_id or "", job.provider_data))
+        except ProviderTransient as exc:
+            await self.jobs.update(job.id, poll_errors=job.poll_errors + 1)
+            return exc.retry_after or self.config.poll_interval
+        except ProviderPermanent as exc:
+            key, params = self._reason(exc)
+            await self._fail(job, S.FAILED, key, params=params)
+            return None
+        if status.state == ProviderState.COMPLETED:
+            if not status.outputs:
+                await self._fail(
+                    job, S.FAILED, "failed_provider", params={"detail": "no video in the result"}
+                )
+                return None
+            await self.jobs.transition(
+                job.id,
+                S.RUNNING,
+                S.DOWNLOADING,
+                output_url=status.outputs[0],
+                progress=1.0,
+                provider_status=status.signature,
+                queue_position=None,
+            )
+            return 0
+        if status.state == ProviderState.FAILED:
+            key, params = self._failure_reason(status)
+            await self._fail(job, S.FAILED, key, params=params)
+            return None
+        if status.state == ProviderState.CANCELED:
+            await self._fail(job, S.CANCELED, "canceled")
+            return None
+        return await self._progress(job, status)
+
+    async def _progress(self, job: Job, status: ProviderStatus) -> float | None:
+        same = job.same_status_polls + 1 if status.signature == job.provider_status else 0
+        if same >= self.config.stall_polls:
+            # The provider id stays on the job: an operator can still look it up.
+            await self._fail(job, S.STALLED, "stalled")
+            return None
+        await self.jobs.update(
+            job.id,
+            provider_status=status.signature,
+            same_status_polls=same,
+            poll_errors=0,
+            progress=status.progress,
+            queue_position=status.queue_position,
+        )
+        await self._show_status(await self._reload(job))
+        return self.config.poll_interval
+
+    # --- download and deliver ---------------------------------------------------------------
+
+    def _job_folder(self, job: Job) -> Path:
+        return self.config.work_dir / "jobs" / str(job.id)
+
+    async def _download(self, job: Job) -> float | None:
+        await self._show_status(job, force=True)
+        folder = self._job_folder(job)
+        folder.mkdir(parents=True, exist_ok=True)
+        dest = folder / "output.mp4"
+        for attempt in range(self.config.download_attempts):
+            try:
+                await self.provider.fetch_output(
+                    job.output_url or "", dest, self.config.output_limit
+                )
+                break
+            except (ProviderTransient, TransferError) as exc:
+                log.warning("job %s: download attempt %d failed: %s", job.id, attempt + 1, exc)
+                if attempt + 1 < self.config.download_attempts:
+                    await asyncio.sleep(self.config.download_retry_wait)
+            except ProviderPermanent as exc:
+                log.warning("job %s: download failed: %s", job.id, exc)
+                break
+        if not dest.is_file():
+            await self.delivery.send_link_or_apology(
+                job, text(job.language, "reason_download_failed")
+            )
+            await self._fail(job, S.FAILED, "failed_download", notify=False)
+            return None
+        await self.jobs.transition(job.id, S.DOWNLOADING, S.DELIVERING, output_path=str(dest))
+        return 0
+
+    async def _deliver(self, job: Job) -> float | None:
+        path = Path(job.output_path or "")
+        if not job.output_path or not path.is_file():
+            await self.jobs.transition(job.id, S.DELIVERING, S.DOWNLOADING)
+            return 0
+        await self._show_status(job, force=True)
+        try:
+            outcome = await self.delivery.deliver(job, path, keyboard=None)
+        except MediaError as exc:
+            log.warning("job %s: output unreadable: %s", job.id, exc)
+            await self._fail(job, S.FAILED, "failed_media")
+            return None
+        if outcome.sent is None:
+            await self._fail(job, S.FAILED, "failed_delivery", notify=False)
+            return None
+        now = self.clock()
+        await self.jobs.transition(job.id, S.DELIVERING, S.DELIVERED, finished_at=now)
+        info = outcome.info
+        await self.media.add(
+            MediaRecord(
+                job_id=job.id,
+                chat_id=job.chat_id,
+                message_id=outcome.sent.message_id,
+                kind=outcome.sent.kind,
+                file_id=outcome.sent.file_id,
+                width=info.width if info else None,
+                height=info.height if info else None,
+                duration=info.duration if info else None,
+                size=info.size if info else None,
+            ),
+            outcome.sent.file_unique_id,
+        )
+        await self.credits.keep(job)
+        log.info("job %s delivered", job.id)
+        done = text(
+            job.language,
+            "status_done",
+            elapsed=views.elapsed(now - (job.submitted_at or job.created_at)),
+        )
+        await self._edit_status(job, done, keyboard=None)
+        await self._clean(job)
+        return None
+
+    # --- endings ----------------------------------------------------------------------------
+
+    async def _fail(
+        self,
+        job: Job,
+        state: JobState,
+        reason_key: str,
+        *,
+        notify: bool = True,
+        params: Mapping[str, object] | None = None,
+    ) -> None:
+        """End a job without a video: record it, refund, and tell the user what happened."""
+        moved = await self.jobs.transition(
+            job.id, job.state, state, finished_at=self.clock(), error=reason_key
+        )
+        if not moved:
+            return
+        ended = await self._reload(job)
+        refunded = await self.credits.refund(ended, reason=state.value)
+        log.info("job %s ended %s (%s); refunded=%s", job.id, state.value, reason_key, refunded)
+        if notify:
+            body, keyboard = views.failure(ended, reason_key, **(params or {}))
+            with contextlib.suppress(MessengerError):
+                await self.messenger.send_text(job.chat_id, body, keyboard)
+        await self._edit_status(ended, views.stopped(ended), keyboard=None)
+        await self._clean(ended)
+
+    async def _cancel_remote(self, job: Job) -> None:
+        if job.external_id:
+            with contextlib.suppress(StudioError):
+                await self.provider.cancel(Submission(job.external_id, job.provider_data))
+
+    async def _clean(self, job: Job) -> None:
+        await asyncio.to_thread(shutil.rmtree, self._job_folder(job), True)
+        if job.external_id:
+            with contextlib.suppress(StudioError, OSError):
+                await self.provider.discard(Submission(job.external_id, job.provider_data))
+
+    @staticmethod
+    def _reason(exc: ProviderPermanent) -> tuple[str, dict[str, object]]:
+        """The user's text for a permanent provider error."""
+        if exc.reason in {"out_of_credit", "auth", "unavailable"}:
+            return "failed_unavailable", {}
+        if exc.reason == "content_policy":
+            return "failed_content", {}
+        if exc.reason == "failed_media":
+            return "failed_media", {}
+        return "failed_provider", {"detail": views.user_text(str(exc), 200)}
+
+    @staticmethod
+    def _failure_reason(status: ProviderStatus) -> tuple[str, dict[str, object]]:
+        """The user's text for a job the provider reported as failed."""
+        error = (status.error or "").strip()
+        if any(word in error.lower() for word in CONTENT_WORDS):
+            return "failed_content", {}
+        return "failed_provider", {"detail": views.user_text(error or "no reason given", 200)}
+
+    # --- the status message -----------------------------------------------------------------
+
+    async def _show_status(self, job: Job, *, force: bool = False) -> None:
+        """Edit the job's status message: only on change, and not too often."""
+        now = self.clock()
+        body = views.status(job, now)
+        if body == job.status_text:
+            return
+        if (
+            not force
+            and job.status_edited_at
+            and now - job.status_edited_at < self.config.edit_interval
+        ):
+            return
+        await self._edit_status(job, body, keyboard=views.cancel_keyboard(job))
+
+    async def _edit_status(self, job: Job, body: str, keyboard: Keyboard | None) -> None:
+        if job.status_message_id is None:
+            return
+        try:
+            await self.messenger.edit_text(job.chat_id, job.status_message_id, body, keyboard)
+        except MessengerError as exc:
+            # Progress edits are best effort; the final messages are sent separately.
+            log.debug("job %s: status edit failed: %s", job.id, exc.kind)
+            return
+        await self.jobs.update(job.id, status_text=body, status_edited_at=self.clock())
+
+    async def _reload(self, job: Job) -> Job:
+        fresh = await self.jobs.get(job.id)
+        assert fresh is not None
+        return fresh

@@ -1,0 +1,157 @@
+"""SQLite over aiosqlite: one connection, WAL, versioned migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from services.storage.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+Row = aiosqlite.Row
+Params = Sequence[Any] | dict[str, Any]
+
+
+class Database:
+    """A single aiosqlite connection shared by the process.
+
+    Every statement runs under one asyncio lock: the connection is shared by concurrent
+    coroutines, and without the lock one coroutine's statement could land inside another's
+    transaction. Cross-process safety comes from SQLite itself (WAL + busy timeout) and from
+    compare-and-set updates in the repositories.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Open the file (creating folders), switch to WAL and apply pending migrations."""
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn = conn
+        await self._migrate()
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RuntimeError("database is not open")
+        return self._conn
+
+    async def schema_version(self) -> int:
+        """The highest migration applied."""
+        row = await self.fetchone("SELECT MAX(version) AS v FROM schema_version")
+        return int(row["v"] or 0) if row else 0
+
+    async def _migrate(self) -> None:
+        await self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+        )
+        current = await self.schema_version()
+        for version, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            async with self.transaction() as tx:
+                for statement in statements:
+                    await tx.execute(statement)
+                await tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            log.info("database migrated to version %d", version)
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        async with self._lock:
+            cursor = await self.conn.execute(sql, params)
+            count = cursor.rowcount
+            await cursor.close()
+            return count
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Run one INSERT; return the new row id, or 0 if nothing was inserted (a conflict)."""
+        async with self._lock:
+            cursor = await self.conn.execute(sql, params)
+            rowid = cursor.lastrowid if cursor.rowcount == 1 else 0
+            await cursor.close()
+            return int(rowid or 0)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        """First row of a query, or None."""
+        async with self._lock:
+            cursor = await self.conn.execute(sql, params)
+            row = await cursor.fetchone()
+            await cursor.close()
+            return row
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        """All rows of a query."""
+        async with self._lock:
+            cursor = await self.conn.execute(sql, params)
+            rows = await cursor.fetchall()
+            await cursor.close()
+            return list(rows)
+
+    async def executemany(self, sql: str, params: Iterable[Params]) -> None:
+        """One statement for many parameter sets, in one transaction."""
+        async with self.transaction() as tx:
+            for p in params:
+                await tx.execute(sql, p)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back if the block raises."""
+        async with self._lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self.conn)
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            await self.conn.execute("COMMIT")
+
+
+class Transaction:
+    """Statements inside an open transaction (the lock is already held)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        cursor = await self._conn.execute(sql, params)
+        count = cursor.rowcount
+        await cursor.close()
+        return count
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Run one INSERT; return the new row id."""
+        cursor = await self._conn.execute(sql, params)
+        rowid = cursor.lastrowid
+        await cursor.close()
+        return int(rowid or 0)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        """First row of a query, or None."""
+        cursor = await self._conn.execute(sql, params)
+        row = await cursor.fetchone()
+        await cursor.close()
+        return row

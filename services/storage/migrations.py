@@ -1,0 +1,112 @@
+"""Schema migrations, applied in order at start-up. Never edit a released one: add a new one."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """
+            CREATE TABLE users (
+                id INTEGER PRIMARY KEY,            -- Telegram user id
+                chat_id INTEGER,
+                first_name TEXT NOT NULL DEFAULT '',
+                username TEXT,
+                language TEXT NOT NULL DEFAULT 'en',
+                settings TEXT NOT NULL DEFAULT '{}',
+                created_at REAL NOT NULL,
+                last_seen_at REAL NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE processed_updates (
+                update_id INTEGER PRIMARY KEY,
+                processed_at REAL NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE jobs (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                user_id INTEGER NOT NULL,
+                chat_id INTEGER NOT NULL,
+                source_message_id INTEGER,
+                kind TEXT NOT NULL,
+                state TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                model TEXT NOT NULL,
+                prompt TEXT NOT NULL DEFAULT '',
+                params TEXT NOT NULL DEFAULT '{}',
+                cost INTEGER NOT NULL DEFAULT 0,
+                language TEXT NOT NULL DEFAULT 'en',
+                input_path TEXT,
+                input_file_id TEXT,
+                input_file_unique_id TEXT,
+                card_message_id INTEGER,
+                status_message_id INTEGER,
+                status_text TEXT,
+                status_edited_at REAL,
+                external_id TEXT,
+                provider_data TEXT NOT NULL DEFAULT '{}',
+                provider_status TEXT,
+                progress REAL,
+                queue_position INTEGER,
+                same_status_polls INTEGER NOT NULL DEFAULT 0,
+                poll_errors INTEGER NOT NULL DEFAULT 0,
+                output_url TEXT,
+                output_path TEXT,
+                error TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                submitted_at REAL,
+                finished_at REAL,
+                next_poll_at REAL,
+                lease_owner TEXT,
+                lease_until REAL
+            )
+            """,
+            # One job per user message, however often Telegram delivers it.
+            """
+            CREATE UNIQUE INDEX jobs_source ON jobs (chat_id, source_message_id)
+            WHERE source_message_id IS NOT NULL
+            """,
+            "CREATE INDEX jobs_due ON jobs (state, next_poll_at)",
+            "CREATE INDEX jobs_user ON jobs (user_id, state)",
+            """
+            CREATE TABLE media (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                job_id INTEGER REFERENCES jobs (id),
+                chat_id INTEGER NOT NULL,
+                message_id INTEGER NOT NULL,
+                kind TEXT NOT NULL,
+                file_id TEXT NOT NULL,
+                file_unique_id TEXT,
+                width INTEGER,
+                height INTEGER,
+                duration REAL,
+                size INTEGER,
+                created_at REAL NOT NULL
+            )
+            """,
+            "CREATE INDEX media_job ON media (job_id)",
+            "CREATE UNIQUE INDEX media_message ON media (chat_id, message_id)",
+            """
+            CREATE TABLE ledger (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                user_id INTEGER NOT NULL,
+                job_id INTEGER REFERENCES jobs (id),
+                entry TEXT NOT NULL CHECK (entry IN ('reserve', 'keep', 'refund', 'grant')),
+                amount INTEGER NOT NULL,
+                reason TEXT NOT NULL DEFAULT '',
+                created_at REAL NOT NULL
+            )
+            """,
+            # A job is reserved once and settled once: a second keep or refund is refused.
+            """
+            CREATE UNIQUE INDEX ledger_once ON ledger (job_id, entry)
+            WHERE job_id IS NOT NULL
+            """,
+            "CREATE INDEX ledger_user ON ledger (user_id, created_at)",
+        ],
+    ),
+]

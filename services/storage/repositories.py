@@ -1,0 +1,371 @@
+"""Repositories: the only place that writes SQL. Every value is a bound parameter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from services.jobs import JOB_COLUMNS, JSON_COLUMNS, Job, JobState, can_move
+from services.storage.db import Database
+
+Clock = Callable[[], float]
+
+
+def _encode(column: str, value: Any) -> Any:
+    if column in JSON_COLUMNS:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, JobState):
+        return value.value
+    return value
+
+
+def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
+    unknown = set(fields) - JOB_COLUMNS
+    if unknown:
+        raise ValueError(f"not job columns: {sorted(unknown)}")
+    # Column names come from the fixed JOB_COLUMNS set above, never from input.
+    sql = ", ".join(f"{name} = ?" for name in fields)
+    return sql, [_encode(name, value) for name, value in fields.items()]
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A chat user as stored."""
+
+    id: int
+    chat_id: int | None
+    first_name: str
+    language: str
+    settings: dict[str, Any]
+
+
+class UserRepository:
+    """Users seen by the bot."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def touch(
+        self, user_id: int, chat_id: int | None, first_name: str, username: str | None, lang: str
+    ) -> None:
+        """Insert or refresh a user on every update."""
+        now = self.clock()
+        await self.db.execute(
+            "INSERT INTO users (id, chat_id, first_name, username, language, created_at, "
+            "last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "chat_id = COALESCE(excluded.chat_id, chat_id), first_name = excluded.first_name, "
+            "username = excluded.username, last_seen_at = excluded.last_seen_at",
+            (user_id, chat_id, first_name, username, lang, now, now),
+        )
+
+    async def get(self, user_id: int) -> UserRecord | None:
+        """One user, or None."""
+        row = await self.db.fetchone(
+            "SELECT id, chat_id, first_name, language, settings FROM users WHERE id = ?",
+            (user_id,),
+        )
+        if row is None:
+            return None
+        return UserRecord(
+            id=row["id"],
+            chat_id=row["chat_id"],
+            first_name=row["first_name"],
+            language=row["language"],
+            settings=json.loads(row["settings"] or "{}"),
+        )
+
+    async def count(self) -> int:
+        """How many users the bot has seen."""
+        row = await self.db.fetchone("SELECT COUNT(*) AS n FROM users")
+        return int(row["n"]) if row else 0
+
+
+class UpdateRepository:
+    """Update ids already handled, so a redelivered update is ignored."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def seen(self, update_id: int) -> bool:
+        """Whether this update was handled before."""
+        row = await self.db.fetchone(
+            "SELECT 1 FROM processed_updates WHERE update_id = ?", (update_id,)
+        )
+        return row is not None
+
+    async def mark(self, update_id: int) -> None:
+        """Record the update as handled."""
+        await self.db.execute(
+            "INSERT OR IGNORE INTO processed_updates (update_id, processed_at) VALUES (?, ?)",
+            (update_id, self.clock()),
+        )
+
+    async def prune(self, older_than: float) -> int:
+        """Forget old ids; Telegram never redelivers after a day."""
+        return await self.db.execute(
+            "DELETE FROM processed_updates WHERE processed_at < ?", (older_than,)
+        )
+
+
+class JobRepository:
+    """The ``jobs`` table, which is also the work queue."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def create(self, job: Job) -> tuple[Job, bool]:
+        """Insert a job; if one exists for the same source message, return that one instead.
+
+        Returns the job and whether it is new.
+        """
+        now = self.clock()
+        fields = {
+            name: _encode(name, getattr(job, name))
+            for name in JOB_COLUMNS
+            if name not in {"updated_at"}
+        }
+        fields.update(state=job.state.value, created_at=now, updated_at=now)
+        names = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        job_id = await self.db.insert(
+            f"INSERT INTO jobs ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING",  # noqa: S608
+            list(fields.values()),
+        )
+        if not job_id and job.source_message_id is not None:
+            existing = await self.by_source(job.chat_id, job.source_message_id)
+            if existing is not None:
+                return existing, False
+        created = await self.get(job_id)
+        assert created is not None
+        return created, True
+
+    async def get(self, job_id: int) -> Job | None:
+        """One job, or None."""
+        row = await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return Job.from_row(row) if row else None
+
+    async def by_source(self, chat_id: int, message_id: int) -> Job | None:
+        """The job made from a given user message."""
+        row = await self.db.fetchone(
+            "SELECT * FROM jobs WHERE chat_id = ? AND source_message_id = ?",
+            (chat_id, message_id),
+        )
+        return Job.from_row(row) if row else None
+
+    async def by_card(self, chat_id: int, message_id: int) -> Job | None:
+        """The job whose card or prompt request is that bot message."""
+        row = await self.db.fetchone(
+            "SELECT * FROM jobs WHERE chat_id = ? AND (card_message_id = ? "
+            "OR status_message_id = ?) ORDER BY id DESC LIMIT 1",
+            (chat_id, message_id, message_id),
+        )
+        return Job.from_row(row) if row else None
+
+    async def transition(
+        self, job_id: int, src: JobState | Iterable[JobState], dst: JobState, **fields: Any
+    ) -> bool:
+        """Move a job from ``src`` to ``dst`` if it is still in ``src``; False if it was not."""
+        sources = [src] if isinstance(src, JobState) else list(src)
+        for s in sources:
+            if not can_move(s, dst):
+                raise ValueError(f"illegal transition {s} -> {dst}")
+        fields["updated_at"] = self.clock()
+        assignments, values = _assignments(fields)
+        marks = ", ".join("?" for _ in sources)
+        changed = await self.db.execute(
+            f"UPDATE jobs SET state = ?, {assignments} "  # noqa: S608
+            f"WHERE id = ? AND state IN ({marks})",
+            [dst.value, *values, job_id, *(s.value for s in sources)],
+        )
+        return changed == 1
+
+    async def update(self, job_id: int, **fields: Any) -> None:
+        """Set non-state columns."""
+        fields["updated_at"] = self.clock()
+        assignments, values = _assignments(fields)
+        await self.db.execute(
+            f"UPDATE jobs SET {assignments} WHERE id = ?",  # noqa: S608
+            [*values, job_id],
+        )
+
+    async def claim_due(self, owner: str, lease_seconds: float, limit: int) -> list[Job]:
+        """Lease up to ``limit`` active jobs that are due; another process cannot take them."""
+        now = self.clock()
+        states = [s.value for s in JobState if s in _ACTIVE]
+        marks = ", ".join("?" for _ in states)
+        rows = await self.db.fetchall(
+            f"SELECT id FROM jobs WHERE state IN ({marks}) "  # noqa: S608
+            "AND COALESCE(next_poll_at, 0) <= ? AND (lease_until IS NULL OR lease_until < ?) "
+            "ORDER BY next_poll_at LIMIT ?",
+            [*states, now, now, limit],
+        )
+        claimed: list[Job] = []
+        for row in rows:
+            got = await self.db.execute(
+                "UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ? "
+                "AND (lease_until IS NULL OR lease_until < ?)",
+                (owner, now + lease_seconds, row["id"], now),
+            )
+            if got == 1:
+                job = await self.get(row["id"])
+                if job is not None and job.active:
+                    claimed.append(job)
+        return claimed
+
+    async def renew_lease(self, job_id: int, owner: str, lease_seconds: float) -> bool:
+        """Extend our lease while long work (an upload) runs."""
+        changed = await self.db.execute(
+            "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ?",
+            (self.clock() + lease_seconds, job_id, owner),
+        )
+        return changed == 1
+
+    async def release(self, job_id: int, owner: str, next_poll_at: float | None) -> None:
+        """Give the lease back and say when the job is next due."""
+        await self.db.execute(
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_poll_at = ? "
+            "WHERE id = ? AND lease_owner = ?",
+            (next_poll_at, job_id, owner),
+        )
+
+    async def for_user(self, user_id: int, states: Iterable[JobState]) -> list[Job]:
+        """A user's jobs in the given states, newest first."""
+        values = [s.value for s in states]
+        marks = ", ".join("?" for _ in values)
+        rows = await self.db.fetchall(
+            f"SELECT * FROM jobs WHERE user_id = ? AND state IN ({marks}) "  # noqa: S608
+            "ORDER BY id DESC",
+            [user_id, *values],
+        )
+        return [Job.from_row(r) for r in rows]
+
+    async def count_by_state(self) -> dict[str, int]:
+        """How many jobs are in each state."""
+        rows = await self.db.fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+        return {r["state"]: int(r["n"]) for r in rows}
+
+
+_ACTIVE = frozenset(
+    {
+        JobState.QUEUED,
+        JobState.SUBMITTING,
+        JobState.RUNNING,
+        JobState.DOWNLOADING,
+        JobState.DELIVERING,
+    }
+)
+
+
+@dataclass(frozen=True)
+class MediaRecord:
+    """A video the bot delivered, re-sendable by ``file_id``."""
+
+    job_id: int | None
+    chat_id: int
+    message_id: int
+    kind: str
+    file_id: str
+    width: int | None
+    height: int | None
+    duration: float | None
+    size: int | None
+
+
+class MediaRepository:
+    """The file_id cache of delivered media."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def add(self, record: MediaRecord, file_unique_id: str | None = None) -> None:
+        """Remember a delivered file."""
+        await self.db.execute(
+            "INSERT OR IGNORE INTO media (job_id, chat_id, message_id, kind, file_id, "
+            "file_unique_id, width, height, duration, size, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.job_id,
+                record.chat_id,
+                record.message_id,
+                record.kind,
+                record.file_id,
+                file_unique_id,
+                record.width,
+                record.height,
+                record.duration,
+                record.size,
+                self.clock(),
+            ),
+        )
+
+    async def for_job(self, job_id: int) -> MediaRecord | None:
+        """The delivered file of a job."""
+        row = await self.db.fetchone(
+            "SELECT * FROM media WHERE job_id = ? ORDER BY id DESC LIMIT 1", (job_id,)
+        )
+        return _media(row) if row else None
+
+    async def by_message(self, chat_id: int, message_id: int) -> MediaRecord | None:
+        """The delivered file behind a bot message (for replies to it)."""
+        row = await self.db.fetchone(
+            "SELECT * FROM media WHERE chat_id = ? AND message_id = ?", (chat_id, message_id)
+        )
+        return _media(row) if row else None
+
+
+def _media(row: Any) -> MediaRecord:
+    return MediaRecord(
+        job_id=row["job_id"],
+        chat_id=row["chat_id"],
+        message_id=row["message_id"],
+        kind=row["kind"],
+        file_id=row["file_id"],
+        width=row["width"],
+        height=row["height"],
+        duration=row["duration"],
+        size=row["size"],
+    )
+
+
+class LedgerRepository:
+    """Credit movements; the balance is always derived from these rows."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def add(
+        self, user_id: int, job_id: int | None, entry: str, amount: int, reason: str
+    ) -> bool:
+        """Write one entry; False if the job already has an entry of that kind."""
+        changed = await self.db.execute(
+            "INSERT OR IGNORE INTO ledger (user_id, job_id, entry, amount, reason, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (user_id, job_id, entry, amount, reason, self.clock()),
+        )
+        return changed == 1
+
+    async def spent_since(self, user_id: int, since: float) -> int:
+        """Credits reserved since ``since`` and not refunded (kept or still held)."""
+        # A reservation counts against the day it was made; its refund cancels it.
+        row = await self.db.fetchone(
+            "SELECT COALESCE(SUM(CASE entry WHEN 'reserve' THEN amount "
+            "WHEN 'refund' THEN -amount ELSE 0 END), 0) AS n FROM ledger "
+            "WHERE user_id = ? AND job_id IN (SELECT job_id FROM ledger WHERE user_id = ? "
+            "AND entry = 'reserve' AND created_at >= ?)",
+            (user_id, user_id, since),
+        )
+        return int(row["n"]) if row else 0
+
+    async def entries(self, job_id: int) -> list[tuple[str, int]]:
+        """Every entry of one job, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT entry, amount FROM ledger WHERE job_id = ? ORDER BY id", (job_id,)
+        )
+        return [(r["entry"], int(r["amount"])) for r in rows]

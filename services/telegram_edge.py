@@ -1,0 +1,283 @@
+"""The Telegram edge: the only module of ``services`` that speaks python-telegram-bot.
+
+Text messages go through PTB's bot (rate limiter included). Videos are uploaded with our own
+streaming multipart request, because PTB reads an upload whole into memory and a result can be
+50 MB; downloads stream to disk for the same reason. Neither URL is ever logged: both carry the
+bot token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+
+from services.downloads import stream_to_file
+from services.errors import MessengerError, TransferError
+
+log = logging.getLogger(__name__)
+
+Keyboard = list[list[tuple[str, str]]]  # rows of (label, callback_data)
+
+
+@dataclass(frozen=True)
+class SentMedia:
+    """What Telegram returned for an uploaded video or document."""
+
+    message_id: int
+    file_id: str
+    file_unique_id: str | None
+    kind: str
+
+
+def markup(keyboard: Keyboard | None) -> InlineKeyboardMarkup | None:
+    """PTB markup for a neutral keyboard."""
+    if not keyboard:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(label, callback_data=data) for label, data in row]
+            for row in keyboard
+        ]
+    )
+
+
+def _retry_after_seconds(value: Any) -> float:
+    seconds = getattr(value, "total_seconds", None)
+    return float(seconds()) if callable(seconds) else float(value)
+
+
+def _map_ptb_error(exc: Exception) -> MessengerError:
+    if isinstance(exc, RetryAfter):
+        return MessengerError(
+            "rate limited", kind="retry_after", retry_after=_retry_after_seconds(exc.retry_after)
+        )
+    if isinstance(exc, TimedOut):
+        return MessengerError("timed out", kind="timeout")
+    if isinstance(exc, BadRequest):
+        text = exc.message.lower()
+        kind = "not_found" if "not found" in text else "bad_request"
+        return MessengerError(exc.message, kind=kind)
+    if isinstance(exc, Forbidden):
+        return MessengerError(exc.message, kind="forbidden")
+    if isinstance(exc, NetworkError) and "too large" in exc.message.lower():
+        return MessengerError(exc.message, kind="too_large")
+    return MessengerError(type(exc).__name__, kind="network")
+
+
+class Messenger:
+    """Sends, edits, uploads and downloads on behalf of the services."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        http: httpx.AsyncClient,
+        *,
+        api_root: str,
+        token: str,
+        local_mode: bool,
+        upload_timeout: float = 600.0,
+    ) -> None:
+        self.bot = bot
+        self.http = http
+        self._method_root = f"{api_root}/bot{token}"
+        self.local_mode = local_mode
+        self.upload_timeout = upload_timeout
+
+    async def send_text(
+        self, chat_id: int, text: str, keyboard: Keyboard | None = None, reply_to: int | None = None
+    ) -> int:
+        """Send an HTML message; return its id."""
+        try:
+            message = await self.bot.send_message(
+                chat_id,
+                text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup(keyboard),
+                reply_to_message_id=reply_to,
+                allow_sending_without_reply=True,
+                disable_web_page_preview=True,
+            )
+        except Exception as exc:  # mapped to the domain tree for the callers
+            raise _map_ptb_error(exc) from exc
+        return message.message_id
+
+    async def edit_text(
+        self, chat_id: int, message_id: int, text: str, keyboard: Keyboard | None = None
+    ) -> bool:
+        """Edit a message; False if it is gone. An unchanged text is not an error."""
+        try:
+            await self.bot.edit_message_text(
+                text,
+                chat_id=chat_id,
+                message_id=message_id,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup(keyboard),
+                disable_web_page_preview=True,
+            )
+        except BadRequest as exc:
+            if "not modified" in exc.message.lower():
+                return True
+            if "not found" in exc.message.lower():
+                return False
+            raise _map_ptb_error(exc) from exc
+        except Exception as exc:
+            raise _map_ptb_error(exc) from exc
+        return True
+
+    @contextlib.asynccontextmanager
+    async def chat_action(
+        self, chat_id: int, action: str = ChatAction.UPLOAD_VIDEO
+    ) -> AsyncIterator[None]:
+        """Keep "uploading video…" showing while the block runs (Telegram clears it after 5 s)."""
+
+        async def keep_alive() -> None:
+            while True:
+                with contextlib.suppress(Exception):
+                    await self.bot.send_chat_action(chat_id, action)
+                await asyncio.sleep(4)
+
+        task = asyncio.create_task(keep_alive())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def send_video(
+        self,
+        chat_id: int,
+        path: Path,
+        *,
+        caption: str,
+        width: int | None,
+        height: int | None,
+        duration: float | None,
+        keyboard: Keyboard | None = None,
+        as_document: bool = False,
+    ) -> SentMedia:
+        """Upload a video (or the file as a document), streaming it from disk."""
+        method, field = ("sendDocument", "document") if as_document else ("sendVideo", "video")
+        data: dict[str, str] = {
+            "chat_id": str(chat_id),
+            "caption": caption,
+            "parse_mode": "HTML",
+        }
+        if not as_document:
+            data["supports_streaming"] = "true"
+            if width and height:
+                data["width"], data["height"] = str(width), str(height)
+            if duration:
+                data["duration"] = str(max(1, round(duration)))
+        kb = markup(keyboard)
+        if kb is not None:
+            data["reply_markup"] = json.dumps(kb.to_dict())
+        if self.local_mode:
+            data[field] = path.resolve().as_uri()
+            result = await self._call(method, data=data)
+        else:
+            with path.open("rb") as handle:
+                files = {field: (f"video-{path.stem}.mp4", handle, "video/mp4")}
+                result = await self._call(method, data=data, files=files)
+        media = result.get("video") or result.get("document") or result.get("animation") or {}
+        if not media.get("file_id"):
+            raise MessengerError("Telegram returned no file", kind="bad_request")
+        return SentMedia(
+            message_id=int(result["message_id"]),
+            file_id=str(media["file_id"]),
+            file_unique_id=media.get("file_unique_id"),
+            kind="document" if "document" in result else "video",
+        )
+
+    async def send_video_by_id(
+        self, chat_id: int, file_id: str, caption: str, keyboard: Keyboard | None = None
+    ) -> int:
+        """Re-send a delivered video by its file_id (no upload, no size limit)."""
+        try:
+            message = await self.bot.send_video(
+                chat_id,
+                file_id,
+                caption=caption,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup(keyboard),
+            )
+        except Exception as exc:
+            raise _map_ptb_error(exc) from exc
+        return message.message_id
+
+    async def _call(
+        self, method: str, *, data: dict[str, str], files: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        try:
+            response = await self.http.post(
+                f"{self._method_root}/{method}",
+                data=data,
+                files=files,
+                timeout=httpx.Timeout(self.upload_timeout, connect=10.0),
+            )
+        except httpx.TimeoutException as exc:
+            raise MessengerError("upload timed out", kind="timeout") from exc
+        except httpx.TransportError as exc:
+            # str(exc) can carry the request URL, hence the token: report the type only.
+            raise MessengerError(
+                f"connection failed ({type(exc).__name__})", kind="network"
+            ) from exc
+        if response.status_code == 413:
+            raise MessengerError("Request Entity Too Large", kind="too_large")
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise MessengerError(f"HTTP {response.status_code}", kind="network") from exc
+        if payload.get("ok"):
+            result = payload["result"]
+            assert isinstance(result, dict)
+            return result
+        description = str(payload.get("description", f"HTTP {response.status_code}"))
+        retry_after = (payload.get("parameters") or {}).get("retry_after")
+        if retry_after is not None:
+            raise MessengerError(description, kind="retry_after", retry_after=float(retry_after))
+        if response.status_code >= 500:
+            raise MessengerError(description, kind="network")
+        if "too large" in description.lower() or "too big" in description.lower():
+            raise MessengerError(description, kind="too_large")
+        raise MessengerError(description, kind="bad_request")
+
+    async def download(self, file_id: str, dest: Path, max_bytes: int) -> int:
+        """Fetch a user's file through getFile into ``dest``; return its size."""
+        try:
+            tg_file = await self.bot.get_file(file_id)
+        except BadRequest as exc:
+            if "too big" in exc.message.lower():
+                raise MessengerError(exc.message, kind="too_large") from exc
+            raise _map_ptb_error(exc) from exc
+        except Exception as exc:
+            raise _map_ptb_error(exc) from exc
+        if tg_file.file_size and tg_file.file_size > max_bytes:
+            raise MessengerError("file is too big", kind="too_large")
+        file_path = tg_file.file_path or ""
+        partial = dest.with_name(dest.name + ".part")
+        try:
+            if self.local_mode and Path(file_path).is_absolute():
+                # A local Bot API server hands out a path on this machine instead of a URL.
+                await asyncio.to_thread(shutil.copyfile, file_path, partial)
+            else:
+                await stream_to_file(self.http, file_path, partial, max_bytes)
+            partial.replace(dest)
+        except TransferError as exc:
+            kind = "too_large" if exc.kind == "too_large" else "network"
+            raise MessengerError(str(exc), kind=kind) from exc
+        finally:
+            partial.unlink(missing_ok=True)
+        return dest.stat().st_size

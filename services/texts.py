@@ -1,0 +1,138 @@
+"""Every user-facing text, per language, keyed by name. HTML parse mode.
+
+Parameters are escaped by the caller (``views``) when they carry user text; the templates
+themselves are trusted HTML.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+DEFAULT_LANGUAGE: Final = "en"
+
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "start": (
+            "<b>Hi {name}!</b> I turn photos into short videos.\n\n"
+            "• Send a photo with a caption, e.g. <i>slow zoom in, 10 seconds</i>\n"
+            "• Or send a photo alone and pick a camera move\n"
+            "• Words like <i>TikTok</i>, <i>vertical</i> or <i>square</i> set the shape\n\n"
+            "You see the cost before anything runs. /help lists everything."
+        ),
+        "help": (
+            "<b>How it works</b>\n"
+            "1. Send a photo (or an image file) with a caption saying what should happen.\n"
+            "2. Check the card: motion, length, shape and cost. Press <b>Generate</b>.\n"
+            "3. I keep one status message up to date and send the video here.\n\n"
+            "Camera moves: zoom in, zoom out, pan left/right/up/down.\n"
+            "Length: 5 or 10 seconds. Shape: 16:9, 9:16 (TikTok, Reels) or 1:1.\n\n"
+            "/cancel stops what is waiting or running; you are not charged for it."
+        ),
+        "text_hint": (
+            "Send me a photo with a caption and I will animate it, "
+            "e.g. <i>zoom out slowly, vertical</i>. /help has more."
+        ),
+        "other_hint": "I work with photos and clips. Send a photo to animate it.",
+        "ask_motion": (
+            "Nice photo. How should the camera move? Pick one, "
+            "or reply to this message with what should happen."
+        ),
+        "card": (
+            "<b>{what}</b> with {model}\n"
+            "Motion: {motion}\nLength: {duration} s · Shape: {aspect}\n"
+            "Prompt: <i>{prompt}</i>\n\n"
+            "This costs <b>{cost} credits</b> ({available} left today)."
+        ),
+        "what_animate": "Animate photo",
+        "motion_zoom_in": "zoom in",
+        "motion_zoom_out": "zoom out",
+        "motion_pan_left": "pan left",
+        "motion_pan_right": "pan right",
+        "motion_pan_up": "pan up",
+        "motion_pan_down": "pan down",
+        "btn_generate": "▶ Generate",
+        "btn_cancel": "✖ Cancel",
+        "btn_duration": "⏱ {duration} s",
+        "btn_aspect": "▭ {aspect}",
+        "btn_try_again": "↻ Try again",
+        "submitted": "Submitted to {model} — usually {typical}. I'll send it here.",
+        "status_queued": "Waiting to start… {elapsed}",
+        "status_queue_position": "In the provider's queue (position {position})… {elapsed}",
+        "status_running": "Rendering with {model}… {elapsed}",
+        "status_running_pct": "Rendering with {model}… {percent}% · {elapsed}",
+        "status_downloading": "Finished rendering, fetching the video… {elapsed}",
+        "status_delivering": "Sending the video… {elapsed}",
+        "status_slow": "Complex scenes take a little longer.",
+        "status_very_slow": "This is taking longer than usual; I'm still on it.",
+        "status_done": "Done in {elapsed}. ✓",
+        "status_stopped": "Stopped: {reason}",
+        "caption": "{what} · {model} · {duration} s\n<i>{prompt}</i>",
+        "large_note": "This is a large file ({size}); it may take a moment to load.",
+        "link_fallback": (
+            "The video is ready but {reason}. Download it here (the link expires soon): {url}\n"
+            "You were not charged."
+        ),
+        "no_link_fallback": (
+            "The video was made but {reason}, and I have no link to give you. You were not charged."
+        ),
+        "reason_download_failed": "I could not fetch it from the provider",
+        "reason_too_big": "it is too large for Telegram ({size}) and could not be shrunk",
+        "reason_send_failed": "Telegram would not accept the upload",
+        "not_charged": "You were not charged.",
+        "failed": "Sorry, that didn't work: {reason} You were not charged.",
+        "failed_provider": "the provider could not make this video ({detail}).",
+        "failed_media": "the video could not be processed.",
+        "failed_download": "the finished video could not be downloaded.",
+        "failed_delivery": "the video could not be sent to Telegram.",
+        "failed_unavailable": "video generation is temporarily unavailable.",
+        "failed_content": "the request was refused by the provider's content rules.",
+        "timed_out": (
+            "Sorry, this took too long ({elapsed}) and I stopped waiting. You were not charged."
+        ),
+        "stalled": (
+            "Sorry, the render stopped making progress, so I gave up on it. You were not charged."
+        ),
+        "unknown": (
+            "I lost track of this request during a restart and can't tell whether it "
+            "started, so I won't send it again. You were not charged."
+        ),
+        "canceled": "Canceled. You were not charged.",
+        "cancel_nothing": "Nothing to cancel.",
+        "button_not_yours": "This button belongs to someone else.",
+        "button_expired": "This button has expired. Send the photo again to start over.",
+        "already_started": "Already on it.",
+        "photo_too_big": (
+            "This file is {size}, but I can only fetch files up to {limit} from Telegram. "
+            "Send a smaller image (a normal photo, not a file, works best)."
+        ),
+        "photo_unreadable": "I couldn't read this image. Is it a JPEG, PNG or WebP photo?",
+        "photo_dimensions": (
+            "This image is {width}×{height}. I need at least {min_side} px on each side and "
+            "a shape no longer than {max_ratio}:1."
+        ),
+        "not_an_image": "This file is not an image. Send a photo or an image file.",
+        "no_credits": (
+            "Your credits reset at {reset_clock} {zone} — in {reset_in}. "
+            "This needs {needed} credits and you have {available} left today."
+        ),
+        "unknown_command": "I don't know that command. /help lists what I can do.",
+        "not_allowed": "Sorry, this bot is private. Ask its owner for access.",
+        "error_generic": "Something went wrong on my side. Please try again in a minute.",
+    },
+}
+
+
+def text(lang: str, key: str, **params: object) -> str:
+    """The text ``key`` in ``lang`` (English if missing), with parameters filled in."""
+    table = TEXTS.get(lang) or TEXTS[DEFAULT_LANGUAGE]
+    template = table.get(key) or TEXTS[DEFAULT_LANGUAGE][key]
+    return template.format(**params) if params else template
+
+
+def language_for(code: str | None) -> str:
+    """The supported language closest to a Telegram ``language_code``."""
+    if code:
+        base = code.split("-")[0].lower()
+        if base in TEXTS:
+            return base
+    return DEFAULT_LANGUAGE

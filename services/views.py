@@ -1,0 +1,215 @@
+"""What the user sees for a job: texts and buttons, built from the job and the text table.
+
+Buttons carry compact callback data, ``j:<job id>:<action>[:<arg>]``; everything else is read
+from the database when the button is pressed, so buttons survive restarts.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from services.catalogue import get_model
+from services.intents import MOTION_PRESETS
+from services.jobs import Job, JobKind, JobState
+from services.telegram_edge import Keyboard
+from services.texts import text
+
+CAPTION_LIMIT = 1024
+TEXT_LIMIT = 4096
+ASPECT_CYCLE = ("16:9", "9:16", "1:1")
+
+
+@dataclass(frozen=True)
+class Press:
+    """A decoded button press."""
+
+    job_id: int
+    action: str
+    arg: str | None
+
+
+def button(job_id: int, action: str, arg: str | None = None) -> str:
+    """Callback data for a job button (always well under 64 bytes)."""
+    data = f"j:{job_id}:{action}" + (f":{arg}" if arg else "")
+    assert len(data.encode()) <= 64
+    return data
+
+
+def parse_button(data: str | None) -> Press | None:
+    """Decode callback data; None for anything we did not make."""
+    if not data:
+        return None
+    parts = data.split(":")
+    if len(parts) not in (3, 4) or parts[0] != "j" or not parts[1].isdigit():
+        return None
+    if len(parts[1]) > 12 or not parts[2].isalpha():
+        return None
+    return Press(int(parts[1]), parts[2], parts[3] if len(parts) == 4 else None)
+
+
+def clip(value: str, limit: int) -> str:
+    """Cut ``value`` to ``limit`` characters, marking the cut."""
+    return value if len(value) <= limit else value[: max(0, limit - 1)] + "…"
+
+
+def user_text(value: str, limit: int = 300) -> str:
+    """User-supplied text, cut and escaped for HTML."""
+    return html.escape(clip(value.strip(), limit), quote=False)
+
+
+def elapsed(seconds: float) -> str:
+    """``0:42`` or ``1:05:09``."""
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def human_size(size: int) -> str:
+    """``12.3 MB`` (decimal megabytes, as Telegram counts them)."""
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def what(job: Job) -> str:
+    """``Animate photo`` etc."""
+    return text(job.language, f"what_{job.kind.value}")
+
+
+def motion_name(lang: str, motion: str) -> str:
+    """A motion's display name."""
+    return text(lang, f"motion_{motion}")
+
+
+def card(job: Job, available: int) -> tuple[str, Keyboard]:
+    """The confirm card: what will happen and what it costs, with its buttons."""
+    model = get_model(job.model)
+    lang = job.language
+    body = text(
+        lang,
+        "card",
+        what=what(job),
+        model=html.escape(model.title),
+        motion=motion_name(lang, str(job.params.get("motion", "zoom_in"))),
+        duration=job.duration,
+        aspect=job.aspect,
+        prompt=user_text(job.prompt or motion_name(lang, str(job.params.get("motion")))),
+        cost=job.cost,
+        available=available if available < 10**8 else "∞",
+    )
+    keyboard: Keyboard = [
+        [(text(lang, "btn_generate"), button(job.id, "go"))],
+        [
+            (text(lang, "btn_duration", duration=job.duration), button(job.id, "dur")),
+            (text(lang, "btn_aspect", aspect=job.aspect), button(job.id, "asp")),
+        ],
+        [(text(lang, "btn_cancel"), button(job.id, "x"))],
+    ]
+    return clip(body, TEXT_LIMIT), keyboard
+
+
+def ask_motion(job: Job) -> tuple[str, Keyboard]:
+    """For a photo without a caption: motion presets as buttons."""
+    lang = job.language
+    names = [(motion_name(lang, m), button(job.id, "m", m)) for m in MOTION_PRESETS]
+    rows = [names[i : i + 2] for i in range(0, len(names), 2)]
+    rows.append([(text(lang, "btn_cancel"), button(job.id, "x"))])
+    return text(lang, "ask_motion"), rows
+
+
+def submitted(job: Job) -> tuple[str, Keyboard]:
+    """The status message as first shown."""
+    model = get_model(job.model)
+    body = text(
+        job.language, "submitted", model=html.escape(model.title), typical=model.typical_text()
+    )
+    return body, cancel_keyboard(job)
+
+
+def cancel_keyboard(job: Job) -> Keyboard:
+    """A Cancel button for a job that is waiting or running."""
+    return [[(text(job.language, "btn_cancel"), button(job.id, "x"))]]
+
+
+def status(job: Job, now: float) -> str:
+    """The progress line of a running job; changes as the job moves."""
+    lang = job.language
+    model = html.escape(get_model(job.model).title)
+    started = job.submitted_at or job.updated_at
+    spent = now - started
+    took = elapsed(spent)
+    if job.state in (JobState.QUEUED, JobState.SUBMITTING):
+        line = text(lang, "status_queued", elapsed=took)
+    elif job.state == JobState.DOWNLOADING:
+        line = text(lang, "status_downloading", elapsed=took)
+    elif job.state == JobState.DELIVERING:
+        line = text(lang, "status_delivering", elapsed=took)
+    elif job.queue_position is not None:
+        line = text(lang, "status_queue_position", position=job.queue_position + 1, elapsed=took)
+    elif job.progress is not None:
+        line = text(
+            lang, "status_running_pct", model=model, percent=int(job.progress * 100), elapsed=took
+        )
+    else:
+        line = text(lang, "status_running", model=model, elapsed=took)
+    head = submitted(job)[0]
+    if spent >= 300:
+        line += "\n" + text(lang, "status_very_slow")
+    elif spent >= 120:
+        line += "\n" + text(lang, "status_slow")
+    return f"{head}\n\n{line}"
+
+
+def caption(job: Job, note: str | None = None) -> str:
+    """The delivered video's caption, within Telegram's 1024 characters."""
+    model = get_model(job.model)
+    lang = job.language
+    prompt = job.prompt or motion_name(lang, str(job.params.get("motion", "zoom_in")))
+    tail = f"\n\n{note}" if note else ""
+    fixed = text(
+        lang,
+        "caption",
+        what=what(job),
+        model=html.escape(model.title),
+        duration=job.duration,
+        prompt="",
+    )
+    room = CAPTION_LIMIT - len(fixed) - len(tail) - 20
+    body = text(
+        lang,
+        "caption",
+        what=what(job),
+        model=html.escape(model.title),
+        duration=job.duration,
+        prompt=user_text(prompt, max(20, min(room, 300))),
+    )
+    return clip(body + tail, CAPTION_LIMIT)
+
+
+def failure(job: Job, reason_key: str, **params: object) -> tuple[str, Keyboard]:
+    """The message after a job ends without a video, with a Try again button."""
+    lang = job.language
+    if job.state == JobState.TIMED_OUT:
+        body = text(
+            lang,
+            "timed_out",
+            elapsed=elapsed((job.finished_at or 0) - (job.submitted_at or job.created_at)),
+        )
+    elif job.state == JobState.STALLED:
+        body = text(lang, "stalled")
+    elif job.state == JobState.UNKNOWN:
+        body = text(lang, "unknown")
+    elif job.state == JobState.CANCELED:
+        body = text(lang, "canceled")
+    else:
+        body = text(lang, "failed", reason=text(lang, reason_key, **params))
+    keyboard: Keyboard = []
+    if job.kind == JobKind.ANIMATE and job.input_path and job.state != JobState.CANCELED:
+        keyboard = [[(text(lang, "btn_try_again"), button(job.id, "again"))]]
+    return body, keyboard
+
+
+def stopped(job: Job) -> str:
+    """The status message's last words when a job did not finish."""
+    lang = job.language
+    return text(lang, "status_stopped", reason=job.state.value.replace("_", " "))
