@@ -1,0 +1,103 @@
+"""Shared fixtures: a fake Bot API server on 127.0.0.1 and the real bot running against it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.application import App, Services, build_application
+from bot.settings import Settings
+from tests.fakes.telegram import FakeTelegram
+from tests.media_factory import make_photo
+
+# Shaped like a real BotFather token so that redaction is exercised for real.
+TOKEN = "7000000001:AAHk3vTestTokenForTheFakeServer0123456"
+USER = 1001
+OTHER_USER = 2002
+
+
+def make_settings(tg: FakeTelegram, tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings that point the bot at the fake server and a temp database, tuned for speed."""
+    values: dict[str, Any] = {
+        "telegram_bot_token": tg.token,
+        "telegram_api_url": tg.root,
+        "database_url": f"sqlite:///{tmp_path / 'bot.db'}",
+        "data_dir": tmp_path / "data",
+        "poll_interval_seconds": 0.2,
+        "poller_tick_seconds": 0.1,
+        "status_edit_interval_seconds": 0,
+        "local_studio_height": 144,
+        "lease_seconds": 3,
+        "job_timeout_seconds": 60,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@asynccontextmanager
+async def running_bot(settings: Settings) -> AsyncIterator[App]:
+    """Run the bot as ``run_polling`` would (same order of hooks), inside the test's loop."""
+    app = build_application(settings)
+    await app.initialize()
+    assert app.post_init is not None
+    await app.post_init(app)
+    assert app.updater is not None
+    await app.updater.start_polling(poll_interval=0, timeout=1)
+    await app.start()
+    try:
+        yield app
+    finally:
+        if app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+        assert app.post_shutdown is not None
+        await app.post_shutdown(app)
+
+
+def services_of(app: App) -> Services:
+    """The wired services of a running bot."""
+    services: Services = app.bot_data["services"]
+    return services
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    """A fresh fake Bot API server."""
+    async with FakeTelegram(TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def photo_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A real 640×480 JPEG."""
+    path = make_photo(tmp_path_factory.mktemp("media") / "photo.jpg", 640, 480)
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def portrait_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A real 360×640 JPEG."""
+    path = make_photo(tmp_path_factory.mktemp("media") / "portrait.jpg", 360, 640)
+    return path.read_bytes()
+
+
+def buttons_of(tg: FakeTelegram, chat_id: int, message_id: int) -> dict[str, str]:
+    """Label → callback data of a bot message's buttons."""
+    msg = tg.message(chat_id, message_id)
+    assert msg is not None
+    return {b["text"]: b["callback_data"] for b in msg.buttons if "callback_data" in b}
+
+
+def data_for(tg: FakeTelegram, chat_id: int, message_id: int, action: str) -> str:
+    """The callback data of the button with that action (``go``, ``x``, ``dur``…)."""
+    for data in buttons_of(tg, chat_id, message_id).values():
+        parts = data.split(":")
+        if len(parts) >= 3 and parts[2] == action:
+            return data
+    raise AssertionError(f"no {action!r} button on message {message_id}")
