@@ -1,0 +1,23 @@
+FROM python:3.11-slim
+
+# The system ffmpeg (with ffprobe) is preferred over the one bundled in the wheel.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --create-home --uid 10001 studio
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY handlers ./handlers
+COPY services ./services
+RUN pip install --no-cache-dir .
+
+ENV DATA_DIR=/data \
+    DATABASE_URL=sqlite:////data/bot.db \
+    PYTHONUNBUFFERED=1
+RUN mkdir -p /data && chown studio:studio /data
+VOLUME ["/data"]
+USER studio
+
+CMD ["python", "-m", "bot"]
