@@ -56,6 +56,7 @@ def setup_logging(level: str, secrets: Iterable[str]) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 def install_redaction(secrets: Iterable[str]) -> RedactingFilter:

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import functools
 import inspect
-import json
 import logging
 import os
 import shutil
@@ -22,6 +21,7 @@ from typing import Literal
 
 from services.errors import MediaError
 from services.media_probe import MediaInfo as MediaInfo
+from services.media_probe import media_size, parse_ffprobe_output
 from services.media_probe import parse_ffmpeg_banner as parse_ffmpeg_banner
 from services.media_probe import parse_ffprobe_json as parse_ffprobe_json
 
@@ -211,33 +211,15 @@ def _input_arg(path: Path) -> str:
     return os.path.abspath(path)
 
 
-def _input_size(path: Path) -> int:
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise MediaError(f"not a media file: cannot read {path.name} ({exc.strerror})") from exc
-    if size == 0:
-        raise MediaError(f"not a media file: {path.name} is empty")
-    return size
-
-
 async def probe(path: Path, tools: FFmpegTools | None = None) -> MediaInfo:
     """Describe a media file with ffprobe, or by parsing ffmpeg's input banner without it."""
     tools = tools or default_tools()
-    size = _input_size(path)
+    size = media_size(path)
     target = _input_arg(path)
     if tools.ffprobe:
         cmd = [tools.ffprobe, "-v", "error", "-print_format", "json"]
-        rc, out, err = await _capture(
-            [*cmd, "-show_format", "-show_streams", target], _PROBE_TIMEOUT
-        )
-        if rc != 0:
-            raise MediaError(f"not a media file: {err.decode('utf-8', 'replace').strip()[-500:]}")
-        try:
-            data = json.loads(out)
-        except ValueError as exc:
-            raise MediaError("not a media file: ffprobe printed no JSON") from exc
-        return parse_ffprobe_json(data, size)
+        cmd += ["-show_format", "-show_streams", target]
+        return parse_ffprobe_output(*await _capture(cmd, _PROBE_TIMEOUT), size)
     # Without an output ffmpeg exits non-zero after printing the input banner; that is expected.
     cmd = [tools.ffmpeg, "-hide_banner", "-nostdin", "-i", target]
     _, _, err = await _capture(cmd, _PROBE_TIMEOUT)

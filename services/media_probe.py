@@ -1,9 +1,12 @@
-"""Pure parsers turning ffprobe JSON or the ffmpeg input banner into ``MediaInfo``."""
+"""``MediaInfo`` and the parsers that build it from ffprobe JSON or ffmpeg's input banner."""
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from services.errors import MediaError
@@ -38,7 +41,7 @@ def _to_float(value: object) -> float | None:
         result = float(str(value))
     except ValueError:
         return None
-    return result if result == result and result >= 0 else None  # drop NaN and negatives
+    return result if math.isfinite(result) and result >= 0 else None
 
 
 def _abs_text(value: object) -> str:
@@ -52,6 +55,30 @@ def _to_int(value: object) -> int | None:
 
 def _not_media(size: int, detail: str) -> MediaError:
     return MediaError(f"not a media file ({size} bytes): {detail}")
+
+
+def media_size(path: Path) -> int:
+    """Size in bytes of a file about to be probed; MediaError if missing or empty."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise MediaError(f"not a media file: cannot read {path.name} ({exc.strerror})") from exc
+    if size == 0:
+        raise MediaError(f"not a media file: {path.name} is empty")
+    return size
+
+
+def parse_ffprobe_output(returncode: int, stdout: bytes, stderr: bytes, size: int) -> MediaInfo:
+    """Check an ffprobe run (exit code, JSON on stdout) and parse it."""
+    if returncode != 0:
+        raise _not_media(size, stderr.decode("utf-8", "replace").strip()[-500:])
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise _not_media(size, "ffprobe printed no JSON object")
+    return parse_ffprobe_json(data, size)
 
 
 def parse_ffprobe_json(data: dict[str, Any], size: int) -> MediaInfo:

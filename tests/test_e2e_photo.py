@@ -48,6 +48,8 @@ async def test_photo_with_caption_is_animated_and_delivered_once(
         assert sent.supports_streaming is True
         assert sent.file is not None and sent.file.size > 1000
         assert "Studio motion" in (sent.caption_plain or "")
+        actions = [c.params.get("action") for c in tg.calls_to("sendChatAction")]
+        assert "upload_video" in actions  # "uploading video…" shown during the upload
 
         status = tg.message(USER, card_id)
         assert status is not None
@@ -183,10 +185,14 @@ async def test_oversize_and_unreadable_images_get_a_clear_answer_and_no_job(
         tg.user_message(USER, photo=big, photo_size=(4000, 3000))
         await tg.wait_for(lambda: any("21.0 MB" in t and "20.0 MB" in t for t in texts(tg)))
         tg.user_message(
-            USER, document=b"this is not an image at all", document_name="cat.jpg",
+            USER,
+            document=b"this is not an image at all",
+            document_name="cat.jpg",
             mime_type="image/jpeg",
         )
         await tg.wait_for(lambda: any("couldn't read this image" in t for t in texts(tg)))
-        tg.user_message(USER, document=b"%PDF-1.4", document_name="a.pdf", mime_type="application/pdf")
+        tg.user_message(
+            USER, document=b"%PDF-1.4", document_name="a.pdf", mime_type="application/pdf"
+        )
         await tg.wait_for(lambda: any("I work with photos" in t for t in texts(tg)))
         assert await services_of(app).jobs.count_by_state() == {}

@@ -535,6 +535,21 @@ async def test_motions_move_and_differ(tmp_path: Path, photo: Path) -> None:
     assert mean_diff(middles["pan_left"], middles["pan_up"]) > 3
 
 
+@pytest.mark.parametrize("aspect", ["16:9", "9:16"])
+async def test_no_black_edges_anywhere(tmp_path: Path, aspect: str) -> None:
+    white = tmp_path / "white.png"
+    cmd = [media.default_tools().ffmpeg, "-v", "error", "-f", "lavfi", "-i"]
+    subprocess.run([*cmd, "color=white:size=300x500", "-frames:v", "1", str(white)], check=True)
+    width, height = media.video_size_for(aspect, 144)
+    for motion in media.MOTIONS:
+        out = tmp_path / f"{motion}.mp4"
+        await media.animate_photo(
+            white, out, motion=motion, duration=0.6, aspect=aspect, height=144
+        )
+        darkest = min(min(shot) for shot in gray_frames(out, width, height))
+        assert darkest > 200, f"{motion}: a pixel as dark as {darkest}"
+
+
 async def test_zoom_in_and_out_mirror_each_other(tmp_path: Path, photo: Path) -> None:
     zin, zout = tmp_path / "in.mp4", tmp_path / "out.mp4"
     for motion, path in (("zoom_in", zin), ("zoom_out", zout)):

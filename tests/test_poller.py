@@ -101,32 +101,50 @@ class World:
 
     def poller(self, provider: ScriptedProvider, owner: str = "a", **config: object) -> Poller:
         values: dict[str, object] = {
-            "work_dir": self.tmp / "data", "poll_interval": 1.0, "job_timeout": 600.0,
-            "stall_polls": 5, "edit_interval": 0.0, "lease_seconds": 30.0,
+            "work_dir": self.tmp / "data",
+            "poll_interval": 1.0,
+            "job_timeout": 600.0,
+            "stall_polls": 5,
+            "edit_interval": 0.0,
+            "lease_seconds": 30.0,
             "download_retry_wait": 0.0,
         }
         values.update(config)
         return Poller(
-            jobs=self.jobs, media=MediaRepository(self.db, self.clock), credits=self.credits,
-            provider=provider, messenger=self.messenger,
+            jobs=self.jobs,
+            media=MediaRepository(self.db, self.clock),
+            credits=self.credits,
+            provider=provider,
+            messenger=self.messenger,
             delivery=Delivery(self.messenger, upload_limit=50_000_000, local_mode=False),
             config=PollerConfig(**values),  # type: ignore[arg-type]
-            clock=self.clock, owner=owner,
+            clock=self.clock,
+            owner=owner,
         )
 
     async def queued_job(self) -> Job:
         status_id = await self.messenger.send_text(USER, "Submitted…")
         job, _ = await self.jobs.create(
             Job(
-                id=0, user_id=USER, chat_id=USER, kind=JobKind.ANIMATE, state=JobState.DRAFT,
-                provider="local", model="studio-motion", prompt="zoom in",
-                params={"motion": "zoom_in", "duration": 5, "aspect": "16:9"}, cost=10,
+                id=0,
+                user_id=USER,
+                chat_id=USER,
+                kind=JobKind.ANIMATE,
+                state=JobState.DRAFT,
+                provider="local",
+                model="studio-motion",
+                prompt="zoom in",
+                params={"motion": "zoom_in", "duration": 5, "aspect": "16:9"},
+                cost=10,
                 input_path=str(self.photo),
             )
         )
         await self.credits.reserve(job)
         assert await self.jobs.transition(
-            job.id, JobState.DRAFT, JobState.QUEUED, status_message_id=status_id,
+            job.id,
+            JobState.DRAFT,
+            JobState.QUEUED,
+            status_message_id=status_id,
             next_poll_at=self.clock(),
         )
         fresh = await self.jobs.get(job.id)
@@ -147,7 +165,9 @@ async def world(tg: FakeTelegram, tmp_path: Path) -> AsyncIterator[World]:
     async with httpx.AsyncClient() as http:
         messenger = Messenger(bot, http, api_root=tg.root, token=tg.token, local_mode=False)
         photo = make_photo(tmp_path / "in.jpg", 320, 240)
-        yield World(tg, db, JobRepository(db, clock), ledger, credits, messenger, clock, tmp_path, photo)
+        yield World(
+            tg, db, JobRepository(db, clock), ledger, credits, messenger, clock, tmp_path, photo
+        )
     await bot.shutdown()
     await db.close()
 
@@ -173,8 +193,10 @@ def user_texts(tg: FakeTelegram) -> list[str]:
 
 async def test_a_finished_job_is_delivered_once_and_credits_are_kept(world: World) -> None:
     provider = ScriptedProvider(output=make_video(world.tmp / "out.mp4", seconds=1.0))
-    provider.statuses = lambda n: completed(n) if n >= 3 else ProviderStatus(
-        ProviderState.QUEUED, "queued", queue_position=3 - n
+    provider.statuses = lambda n: (
+        completed(n)
+        if n >= 3
+        else ProviderStatus(ProviderState.QUEUED, "queued", queue_position=3 - n)
     )
     poller = world.poller(provider)
     job = await world.queued_job()
@@ -334,7 +356,9 @@ async def test_telegram_refusing_the_upload_ends_with_a_link_and_a_refund(world:
 async def test_retry_after_on_upload_is_waited_out(world: World) -> None:
     output = make_video(world.tmp / "out.mp4", seconds=1.0)
     provider = ScriptedProvider(output=output, statuses=completed)
-    world.tg.fail_next("sendVideo", error_code=429, description="Too Many Requests: retry after 1", retry_after=1)
+    world.tg.fail_next(
+        "sendVideo", error_code=429, description="Too Many Requests: retry after 1", retry_after=1
+    )
     poller = world.poller(provider)
     job = await world.queued_job()
     await run_ticks(world, poller, 3)

@@ -17,11 +17,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_bot(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MUAPI_", "FAL_"))}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MUAPI_", "FAL_"))
+    }
     clean.update(env)
     clean["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
-        [sys.executable, "-m", "bot"], env=clean, cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-m", "bot"],
+        env=clean,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
 
@@ -35,7 +41,9 @@ def test_missing_token_exits_2_with_one_line_saying_where_to_get_one(tmp_path: P
     assert "Traceback" not in result.stderr
 
 
-def test_invalid_values_exit_2_naming_the_variable_without_echoing_the_token(tmp_path: Path) -> None:
+def test_invalid_values_exit_2_naming_the_variable_without_echoing_the_token(
+    tmp_path: Path,
+) -> None:
     result = run_bot(
         {"TELEGRAM_BOT_TOKEN": TOKEN, "POLL_INTERVAL_SECONDS": "soon", "TIMEZONE": "Mars/Base"},
         tmp_path,
@@ -92,12 +100,16 @@ def test_provider_follows_the_keys_unless_chosen() -> None:
     assert "FAL_KEY" in describe_error(err.value)
 
 
-def test_relative_database_url_and_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_database_url_and_env_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     for key in list(os.environ):
         if key.startswith("TELEGRAM_"):
             monkeypatch.delenv(key)
-    (tmp_path / ".env").write_text(f"TELEGRAM_BOT_TOKEN={TOKEN}\nDATABASE_URL=sqlite:///state/x.db\n")
+    (tmp_path / ".env").write_text(
+        f"TELEGRAM_BOT_TOKEN={TOKEN}\nDATABASE_URL=sqlite:///state/x.db\n"
+    )
     s = Settings()  # type: ignore[call-arg]
     assert s.telegram_bot_token.get_secret_value() == TOKEN
     assert s.database_path == Path("state/x.db")

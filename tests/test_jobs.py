@@ -1,0 +1,133 @@
+"""The job state machine, its storage, and what the user sees for a job."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from services import views
+from services.jobs import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    TRANSITIONS,
+    Job,
+    JobKind,
+    JobState,
+    can_move,
+)
+from services.storage.db import Database
+from services.storage.repositories import JobRepository
+
+S = JobState
+
+
+def test_terminal_states_have_no_way_out_and_the_happy_path_is_allowed() -> None:
+    for state in TERMINAL_STATES:
+        assert state not in TRANSITIONS
+    path = [S.DRAFT, S.QUEUED, S.SUBMITTING, S.RUNNING, S.DOWNLOADING, S.DELIVERING, S.DELIVERED]
+    for src, dst in pairwise(path):
+        assert can_move(src, dst)
+    assert not can_move(S.SUBMITTING, S.SUBMITTING)  # a second submit is never a transition
+    assert not can_move(S.RUNNING, S.QUEUED)  # a running job is never queued again
+    assert not can_move(S.DELIVERED, S.DELIVERING)
+    assert ACTIVE_STATES.isdisjoint(TERMINAL_STATES)
+
+
+@pytest.fixture
+async def repo(tmp_path: Path) -> AsyncIterator[JobRepository]:
+    db = Database(tmp_path / "jobs.db")
+    await db.open()
+    yield JobRepository(db, lambda: 1000.0)
+    await db.close()
+
+
+def draft(message_id: int | None = 7) -> Job:
+    return Job(
+        id=0,
+        user_id=1,
+        chat_id=1,
+        kind=JobKind.ANIMATE,
+        state=S.DRAFT,
+        provider="local",
+        model="studio-motion",
+        params={"duration": 5, "aspect": "1:1"},
+        source_message_id=message_id,
+    )
+
+
+async def test_transition_is_compare_and_set(repo: JobRepository) -> None:
+    job, created = await repo.create(draft())
+    assert created
+    assert await repo.transition(job.id, S.DRAFT, S.QUEUED)
+    assert not await repo.transition(job.id, S.DRAFT, S.QUEUED)  # the second press loses
+    with pytest.raises(ValueError, match="illegal"):
+        await repo.transition(job.id, S.QUEUED, S.DELIVERED)
+    stored = await repo.get(job.id)
+    assert stored is not None and stored.state == S.QUEUED
+
+
+async def test_one_job_per_source_message(repo: JobRepository) -> None:
+    first, created = await repo.create(draft(7))
+    again, created_again = await repo.create(draft(7))
+    assert created and not created_again and again.id == first.id
+    other, created_other = await repo.create(draft(None))
+    assert created_other and other.id != first.id
+
+
+async def test_schema_is_migrated_once_and_survives_reopening(tmp_path: Path) -> None:
+    db = Database(tmp_path / "m.db")
+    await db.open()
+    version = await db.schema_version()
+    await db.close()
+    db = Database(tmp_path / "m.db")
+    await db.open()
+    assert await db.schema_version() == version >= 1
+    row = await db.fetchone("PRAGMA journal_mode")
+    assert row is not None and row[0] == "wal"
+    await db.close()
+
+
+def running_job(**changes: object) -> Job:
+    job = draft()
+    job.state = S.RUNNING
+    job.submitted_at = 0.0
+    for key, value in changes.items():
+        setattr(job, key, value)
+    return job
+
+
+def test_status_says_progress_and_speaks_up_at_2_and_5_minutes() -> None:
+    assert "40%" in views.status(running_job(progress=0.4), now=30)
+    assert "position 3" in views.status(running_job(queue_position=2), now=30)
+    assert "little longer" in views.status(running_job(), now=125)
+    assert "longer than usual" in views.status(running_job(), now=305)
+    # Elapsed time is part of the text, so the message changes at least every poll.
+    assert views.status(running_job(), now=30) != views.status(running_job(), now=45)
+
+
+def test_caption_escapes_user_text_and_fits_telegrams_limit() -> None:
+    job = running_job(prompt="<b>bold</b> & *stars* _under_ 🎬 " + "x" * 5000)
+    caption = views.caption(job, note="a note")
+    assert len(caption) <= 1024
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp;" in caption and "<b>bold" not in caption
+
+
+def test_callback_data_is_compact_and_forged_data_is_rejected() -> None:
+    data = views.button(123456789012, "again")
+    assert len(data.encode()) <= 64 and views.parse_button(data) == views.Press(
+        123456789012, "again", None
+    )
+    for forged in [
+        "",
+        "x",
+        "j:abc:go",
+        "j:1",
+        "j:1:go:a:b",
+        "j:1:g o",
+        "j:12345678901234:go",
+        "k:1:go",
+    ]:
+        assert views.parse_button(forged) is None

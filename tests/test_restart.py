@@ -1,0 +1,138 @@
+"""Restarts lose nothing: buttons keep working, killed jobs finish exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.jobs import JobState
+from tests.conftest import TOKEN, USER, data_for, make_settings, running_bot, services_of
+from tests.fakes.telegram import FakeTelegram
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def reply_to(tg: FakeTelegram, message: dict[str, object]) -> int:
+    def found() -> int | None:
+        for m in tg.messages(USER):
+            if m.reply_to and m.reply_to.get("message_id") == message["message_id"]:
+                return m.message_id
+        return None
+
+    result: int = await tg.wait_for(found, timeout=30)
+    return result
+
+
+async def test_buttons_of_a_previous_run_still_work(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes
+) -> None:
+    settings = make_settings(tg, tmp_path)
+    async with running_bot(settings):
+        msg = tg.user_message(USER, photo=photo_bytes, caption="zoom in")
+        card_id = await reply_to(tg, msg)
+    async with running_bot(settings) as app:
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "dur"))
+        await tg.wait_for(lambda: "10 s" in (tg.message(USER, card_id).text_plain or ""))
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await tg.wait_for(lambda: tg.videos(USER), timeout=60)
+        job = await services_of(app).jobs.by_card(USER, card_id)
+        assert job is not None and job.state == JobState.DELIVERED
+    # A button of a job that no longer exists answers that it has expired.
+    async with running_bot(settings):
+        query = tg.press_button(USER, card_id, "j:999:go", strict=False)
+        answer = await tg.wait_for(lambda: tg.callback_answers.get(query))
+        assert "expired" in (answer.text or "")
+
+
+class BotProcess:
+    """``python -m bot`` as a real process, pointed at the fake server."""
+
+    def __init__(self, tg: FakeTelegram, tmp_path: Path) -> None:
+        self.env = {
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("TELEGRAM_", "MUAPI", "FAL"))
+            },
+            "PYTHONPATH": str(ROOT),
+            "TELEGRAM_BOT_TOKEN": tg.token,
+            "TELEGRAM_API_URL": tg.root,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+            "DATA_DIR": str(tmp_path / "data"),
+            "POLL_INTERVAL_SECONDS": "0.3",
+            "POLLER_TICK_SECONDS": "0.1",
+            "STATUS_EDIT_INTERVAL_SECONDS": "0",
+            "LEASE_SECONDS": "2",
+            "LOCAL_STUDIO_HEIGHT": "360",
+            "LOG_LEVEL": "DEBUG",
+        }
+        self.cwd = tmp_path
+        self.log = tmp_path / "bot.log"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+
+    async def kill9(self) -> None:
+        assert self.proc is not None
+        # The whole process group, ffmpeg included: nothing of the old run survives.
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 15)
+            except TimeoutError:
+                await self.kill9()
+
+
+@pytest.mark.parametrize("kill_after", [0.0, 0.4, 1.2], ids=["at-confirm", "early", "rendering"])
+async def test_kill_9_mid_job_then_restart_delivers_exactly_once(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes, kill_after: float
+) -> None:
+    bot = BotProcess(tg, tmp_path)
+    await bot.start()
+    try:
+        msg = tg.user_message(USER, photo=photo_bytes, caption="zoom in 10 seconds")
+        card_id = await reply_to(tg, msg)
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await asyncio.sleep(kill_after)
+        await bot.kill9()
+        assert tg.videos(USER) == [] or kill_after > 0
+
+        await bot.start()
+        outcome = await tg.wait_for(
+            lambda: (
+                tg.videos(USER)
+                or [m for m in tg.messages(USER) if "won't send it again" in (m.text_plain or "")]
+            ),
+            timeout=90,
+        )
+        assert outcome
+        # Give a duplicate every chance to show up before counting.
+        await asyncio.sleep(2.0)
+        videos = tg.videos(USER)
+        notices = [m for m in tg.messages(USER) if "won't send it again" in (m.text_plain or "")]
+        assert len(videos) + len(notices) == 1, tg.dump()
+    finally:
+        await bot.stop()
+    log = bot.log.read_text(errors="replace")
+    assert TOKEN not in log
+    assert "Traceback" not in log, log[-3000:]
