@@ -17,6 +17,7 @@ from bot.settings import Settings
 from handlers.context import StudioContext
 from services.credits import Credits
 from services.delivery import Delivery
+from services.housekeeping import Housekeeping
 from services.poller import Poller, PollerConfig
 from services.providers.base import Provider
 from services.providers.local import LocalStudio
@@ -49,6 +50,7 @@ class Services:
     jobs: JobRepository
     studio: Studio
     poller: Poller
+    housekeeping: Housekeeping
 
 
 def make_provider(settings: Settings) -> Provider:
@@ -116,15 +118,17 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         download_limit=settings.download_limit,
         clock=clock,
     )
+    updates = UpdateRepository(db, clock)
     return Services(
         settings=settings,
         db=db,
         http=http,
         provider=provider,
-        updates=UpdateRepository(db, clock),
+        updates=updates,
         jobs=jobs,
         studio=studio,
         poller=poller,
+        housekeeping=Housekeeping(updates, jobs, settings.data_dir, clock),
     )
 
 
@@ -145,6 +149,7 @@ def build_application(settings: Settings, clock: Clock = time.time) -> App:
             name="poller",
             job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )
+        app.job_queue.run_repeating(_housekeeping, interval=3600, first=60, name="housekeeping")
         log.info(
             "ready: provider=%s database=%s data=%s",
             services.provider.name,
@@ -176,6 +181,11 @@ def build_application(settings: Settings, clock: Clock = time.time) -> App:
     app: App = builder.build()
     handlers.register(app)
     return app
+
+
+async def _housekeeping(context: StudioContext) -> None:
+    """The JobQueue callback: hourly clean-up."""
+    await context.services.housekeeping.run()
 
 
 async def _tick(context: StudioContext) -> None:

@@ -131,3 +131,31 @@ def test_callback_data_is_compact_and_forged_data_is_rejected() -> None:
         "k:1:go",
     ]:
         assert views.parse_button(forged) is None
+
+
+async def test_housekeeping_forgets_old_update_ids_and_unused_inputs(tmp_path: Path) -> None:
+    import os
+
+    from services.housekeeping import Housekeeping
+    from services.storage.repositories import UpdateRepository
+
+    now = [1_000_000.0]
+    db = Database(tmp_path / "h.db")
+    await db.open()
+    updates, jobs = UpdateRepository(db, lambda: now[0]), JobRepository(db, lambda: now[0])
+    inbound = tmp_path / "data" / "inbound"
+    inbound.mkdir(parents=True)
+    old, kept = inbound / "old.jpg", inbound / "kept.jpg"
+    for path in (old, kept):
+        path.write_bytes(b"x")
+        os.utime(path, (0, 0))
+    job = draft()
+    job.input_path = str(kept)
+    await jobs.create(job)  # a draft still needs its photo
+    await updates.mark(1)
+    now[0] += 3 * 86_400
+    await updates.mark(2)
+    await Housekeeping(updates, jobs, tmp_path / "data", lambda: now[0]).run()
+    assert not await updates.seen(1) and await updates.seen(2)
+    assert not old.exists() and kept.exists()
+    await db.close()

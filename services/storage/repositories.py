@@ -244,6 +244,17 @@ class JobRepository:
         )
         return [Job.from_row(r) for r in rows]
 
+    async def active_inputs(self) -> set[str]:
+        """Input files of jobs that may still need them (drafts and active jobs)."""
+        states = [s.value for s in _ACTIVE] + [JobState.DRAFT.value]
+        marks = ", ".join("?" for _ in states)
+        rows = await self.db.fetchall(
+            f"SELECT input_path FROM jobs WHERE state IN ({marks}) "  # noqa: S608
+            "AND input_path IS NOT NULL",
+            states,
+        )
+        return {r["input_path"] for r in rows}
+
     async def count_by_state(self) -> dict[str, int]:
         """How many jobs are in each state."""
         rows = await self.db.fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")

@@ -1,0 +1,48 @@
+"""Periodic clean-up: the tables and folders that would otherwise only grow."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from services.storage.repositories import Clock, JobRepository, UpdateRepository
+
+log = logging.getLogger(__name__)
+
+UPDATE_MEMORY = 2 * 86_400  # Telegram redelivers for hours, not days
+INPUT_MEMORY = 7 * 86_400  # inputs stay for "Try again" for a week
+
+
+class Housekeeping:
+    """Forgets old update ids and removes inputs no job needs any more."""
+
+    def __init__(
+        self, updates: UpdateRepository, jobs: JobRepository, data_dir: Path, clock: Clock
+    ) -> None:
+        self.updates = updates
+        self.jobs = jobs
+        self.inbound = data_dir / "inbound"
+        self.clock = clock
+
+    async def run(self) -> None:
+        """One pass; safe to call at any time."""
+        now = self.clock()
+        pruned = await self.updates.prune(now - UPDATE_MEMORY)
+        keep = await self.jobs.active_inputs()
+        removed = await asyncio.to_thread(self._remove_old_inputs, now - INPUT_MEMORY, keep)
+        if pruned or removed:
+            log.info("housekeeping: %d update ids forgotten, %d inputs removed", pruned, removed)
+
+    def _remove_old_inputs(self, before: float, keep: set[str]) -> int:
+        if not self.inbound.is_dir():
+            return 0
+        removed = 0
+        for path in self.inbound.iterdir():
+            # File times are wall-clock; the injected clock only decides the cut-off.
+            if str(path) in keep or path.stat().st_mtime >= min(before, time.time()):
+                continue
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
