@@ -101,3 +101,16 @@ def data_for(tg: FakeTelegram, chat_id: int, message_id: int, action: str) -> st
         if len(parts) >= 3 and parts[2] == action:
             return data
     raise AssertionError(f"no {action!r} button on message {message_id}")
+
+
+async def reply_to(tg: FakeTelegram, message: dict[str, Any], timeout: float = 30) -> int:
+    """Wait for the bot's reply to a user message; return the reply's message id."""
+
+    def found() -> int | None:
+        for m in tg.messages(USER):
+            if m.reply_to and m.reply_to.get("message_id") == message["message_id"]:
+                return m.message_id
+        return None
+
+    result: int = await tg.wait_for(found, timeout=timeout)
+    return result

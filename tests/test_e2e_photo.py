@@ -5,25 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.jobs import JobState
-from tests.conftest import OTHER_USER, USER, data_for, make_settings, running_bot, services_of
+from tests.conftest import (
+    OTHER_USER,
+    USER,
+    data_for,
+    make_settings,
+    reply_to,
+    running_bot,
+    services_of,
+)
 from tests.fakes.telegram import FakeTelegram
 
 
 def texts(tg: FakeTelegram, chat_id: int = USER) -> list[str]:
     return [m.text or m.caption or "" for m in tg.messages(chat_id)]
-
-
-async def card_for(tg: FakeTelegram, message: dict[str, object]) -> int:
-    """Wait for the bot's reply to a user message; return its id."""
-
-    def reply() -> int | None:
-        for m in tg.messages(USER):
-            if m.reply_to and m.reply_to.get("message_id") == message["message_id"]:
-                return m.message_id
-        return None
-
-    found: int = await tg.wait_for(reply, timeout=15)
-    return found
 
 
 async def test_photo_with_caption_is_animated_and_delivered_once(
@@ -32,7 +27,7 @@ async def test_photo_with_caption_is_animated_and_delivered_once(
     settings = make_settings(tg, tmp_path)
     async with running_bot(settings) as app:
         msg = tg.user_message(USER, photo=photo_bytes, caption="slow zoom out, vertical for TikTok")
-        card_id = await card_for(tg, msg)
+        card_id = await reply_to(tg, msg)
         card = tg.message(USER, card_id)
         assert card is not None and card.text is not None
         assert [c["command"] for c in tg.commands] == ["start", "help", "cancel"]
@@ -74,7 +69,7 @@ async def test_photo_without_caption_offers_motions_and_a_reply_sets_the_prompt(
 ) -> None:
     async with running_bot(make_settings(tg, tmp_path)):
         msg = tg.user_message(USER, photo=photo_bytes)
-        ask_id = await card_for(tg, msg)
+        ask_id = await reply_to(tg, msg)
         ask = tg.message(USER, ask_id)
         assert ask is not None
         labels = [b["text"] for b in ask.buttons]
@@ -94,7 +89,7 @@ async def test_card_buttons_change_duration_and_aspect_and_cost_follows(
 ) -> None:
     async with running_bot(make_settings(tg, tmp_path)):
         msg = tg.user_message(USER, photo=photo_bytes, caption="zoom in")
-        card_id = await card_for(tg, msg)
+        card_id = await reply_to(tg, msg)
         assert "16:9" in tg.message(USER, card_id).text_plain  # landscape photo → 16:9
         tg.press_button(USER, card_id, data_for(tg, USER, card_id, "dur"))
         await tg.wait_for(lambda: "10 s" in (tg.message(USER, card_id).text_plain or ""))
@@ -107,7 +102,7 @@ async def test_another_users_press_is_refused_and_starts_nothing(
 ) -> None:
     async with running_bot(make_settings(tg, tmp_path)) as app:
         msg = tg.user_message(USER, photo=photo_bytes, caption="zoom in")
-        card_id = await card_for(tg, msg)
+        card_id = await reply_to(tg, msg)
         go = data_for(tg, USER, card_id, "go")
         query = tg.press_button(OTHER_USER, card_id, go, chat_id=USER)
         answer = await tg.wait_for(lambda: tg.callback_answers.get(query))
@@ -122,7 +117,7 @@ async def test_double_press_on_generate_submits_once(
     settings = make_settings(tg, tmp_path)
     async with running_bot(settings) as app:
         msg = tg.user_message(USER, photo=photo_bytes, caption="zoom in")
-        card_id = await card_for(tg, msg)
+        card_id = await reply_to(tg, msg)
         go = data_for(tg, USER, card_id, "go")
         first = tg.press_button(USER, card_id, go)
         second = tg.press_button(USER, card_id, go, strict=False)
@@ -142,7 +137,7 @@ async def test_duplicated_update_and_duplicated_message_make_one_job(
 ) -> None:
     async with running_bot(make_settings(tg, tmp_path)) as app:
         msg = tg.user_message(USER, photo=photo_bytes, caption="zoom in")
-        await card_for(tg, msg)
+        await reply_to(tg, msg)
         tg.redeliver(max(tg.state.history))
         # The same message again under a new update id (as after a webhook retry).
         tg.push_update({"message": msg})
@@ -161,7 +156,7 @@ async def test_cancel_while_running_refunds_and_sends_nothing(
     settings = make_settings(tg, tmp_path, local_studio_height=720)
     async with running_bot(settings) as app:
         msg = tg.user_message(USER, photo=photo_bytes, caption="zoom in 10 seconds")
-        card_id = await card_for(tg, msg)
+        card_id = await reply_to(tg, msg)
         tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
         services = services_of(app)
         job = await services.jobs.by_card(USER, card_id)

@@ -11,21 +11,10 @@ from pathlib import Path
 import pytest
 
 from services.jobs import JobState
-from tests.conftest import TOKEN, USER, data_for, make_settings, running_bot, services_of
+from tests.conftest import TOKEN, USER, data_for, make_settings, reply_to, running_bot, services_of
 from tests.fakes.telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-async def reply_to(tg: FakeTelegram, message: dict[str, object]) -> int:
-    def found() -> int | None:
-        for m in tg.messages(USER):
-            if m.reply_to and m.reply_to.get("message_id") == message["message_id"]:
-                return m.message_id
-        return None
-
-    result: int = await tg.wait_for(found, timeout=30)
-    return result
 
 
 async def test_buttons_of_a_previous_run_still_work(
