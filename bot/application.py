@@ -15,14 +15,18 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Contex
 import handlers
 from bot.settings import Settings
 from handlers.context import StudioContext
+from services.alerts import Alerts
 from services.credits import Credits
 from services.delivery import Delivery
 from services.housekeeping import Housekeeping
 from services.poller import Poller, PollerConfig
 from services.providers.base import Provider
+from services.providers.fal import FalProvider
 from services.providers.local import LocalStudio
+from services.providers.muapi import MuapiProvider
 from services.storage.db import Database
 from services.storage.repositories import (
+    AlertRepository,
     Clock,
     JobRepository,
     LedgerRepository,
@@ -53,14 +57,22 @@ class Services:
     housekeeping: Housekeeping
 
 
-def make_provider(settings: Settings) -> Provider:
+def make_provider(settings: Settings, http: httpx.AsyncClient) -> Provider:
     """The backend chosen by the settings."""
-    if settings.provider == "local":
-        return LocalStudio(settings.data_dir, height=settings.local_studio_height)
-    raise SystemExit(
-        f"VIDEO_PROVIDER={settings.provider} is not available in this version; "
-        "unset the provider key to use the local studio."
-    )
+    if settings.provider == "muapi" and settings.muapi_api_key is not None:
+        return MuapiProvider(
+            http,
+            api_key=settings.muapi_api_key.get_secret_value(),
+            base_url=settings.muapi_base_url,
+        )
+    if settings.provider == "fal" and settings.fal_key is not None:
+        return FalProvider(
+            http,
+            key=settings.fal_key.get_secret_value(),
+            queue_url=settings.fal_queue_url,
+            rest_url=settings.fal_rest_url,
+        )
+    return LocalStudio(settings.data_dir, height=settings.local_studio_height)
 
 
 async def open_services(app: App, settings: Settings, clock: Clock = time.time) -> Services:
@@ -69,7 +81,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
     db = Database(settings.database_path)
     await db.open()
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=True)
-    provider = make_provider(settings)
+    provider = make_provider(settings, http)
     jobs = JobRepository(db, clock)
     media = MediaRepository(db, clock)
     credits = Credits(
@@ -98,6 +110,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         delivery=delivery,
         clock=clock,
         owner=f"{socket.gethostname()}:{os.getpid()}",
+        alerts=Alerts(AlertRepository(db, clock), messenger, frozenset(settings.admin_user_ids)),
         config=PollerConfig(
             work_dir=settings.data_dir,
             poll_interval=settings.poll_interval_seconds,

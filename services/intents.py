@@ -115,3 +115,14 @@ def aspect_for_size(width: int, height: int) -> str:
     if ratio < 0.8:
         return "9:16"
     return "1:1"
+
+
+# What a model is asked for when the user picked a preset instead of writing a prompt.
+MOTION_PROMPTS: dict[str, str] = {
+    "zoom_in": "slow cinematic push-in toward the subject, subtle natural motion",
+    "zoom_out": "slow cinematic pull-back revealing the scene, subtle natural motion",
+    "pan_left": "smooth camera pan to the left, subtle natural motion",
+    "pan_right": "smooth camera pan to the right, subtle natural motion",
+    "pan_up": "smooth camera tilt upward, subtle natural motion",
+    "pan_down": "smooth camera tilt downward, subtle natural motion",
+}

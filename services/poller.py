@@ -18,7 +18,8 @@ from functools import partial
 from pathlib import Path
 
 from services import views
-from services.catalogue import get_model
+from services.alerts import Alerts
+from services.catalogue import fallback_after, get_model
 from services.credits import Credits
 from services.delivery import Delivery
 from services.errors import (
@@ -75,6 +76,7 @@ class Poller:
         config: PollerConfig,
         clock: Clock,
         owner: str,
+        alerts: Alerts | None = None,
     ) -> None:
         self.jobs = jobs
         self.media = media
@@ -85,6 +87,7 @@ class Poller:
         self.config = config
         self.clock = clock
         self.owner = owner
+        self.alerts = alerts
         self._inflight: dict[int, asyncio.Task[None]] = {}
 
     @property
@@ -185,8 +188,7 @@ class Poller:
                 await self.jobs.update(job.id, attempts=job.attempts + 1)
                 return await self._retry_submit_later(await self._reload(job), exc)
             except ProviderPermanent as exc:
-                key, params = self._reason(exc)
-                await self._fail(job, S.FAILED, key, params=params)
+                await self._provider_failed(job, exc)
                 return None
             await self.jobs.update(job.id, provider_data={**job.provider_data, "inputs": inputs})
         if not await self.jobs.transition(
@@ -210,8 +212,10 @@ class Poller:
             await self.jobs.transition(job.id, S.SUBMITTING, S.QUEUED)
             return await self._retry_submit_later(await self._reload(job), exc)
         except ProviderPermanent as exc:
-            key, params = self._reason(exc)
-            await self._fail(await self._reload(job), S.FAILED, key, params=params)
+            fresh = await self._reload(job)
+            if exc.reason == "model_unavailable" and await self._fall_back(fresh):
+                return 0
+            await self._provider_failed(fresh, exc)
             return None
         now = self.clock()
         data = {**job.provider_data, "inputs": inputs, **submission.data}
@@ -245,9 +249,45 @@ class Poller:
     async def _retry_submit_later(self, job: Job, exc: ProviderTransient) -> float | None:
         """The provider surely did not take the job: try again later, a few times at most."""
         if job.attempts >= self.config.submit_attempts:
+            if await self._fall_back(job):
+                return 0
             await self._fail(job, S.FAILED, "failed_unavailable")
             return None
         return exc.retry_after or 2.0 ** max(1, job.attempts)
+
+    async def _fall_back(self, job: Job) -> bool:
+        """Move a job the provider would not take to the next model of the same kind.
+
+        Only called when the provider refused the job before accepting it, so resubmitting
+        cannot bill twice. The price stays what the user agreed to.
+        """
+        current = get_model(job.model)
+        following = fallback_after(current)
+        if following is None:
+            return False
+        params = dict(job.params)
+        if job.duration not in following.durations:
+            params["duration"] = min(following.durations, key=lambda d: abs(d - job.duration))
+        if following.aspects and job.aspect not in following.aspects:
+            params["aspect"] = following.aspects[0]
+        changes = {"model": following.key, "params": params, "attempts": 0}
+        if job.state == S.SUBMITTING:
+            if not await self.jobs.transition(job.id, S.SUBMITTING, S.QUEUED, **changes):
+                return False
+        else:
+            await self.jobs.update(job.id, **changes)
+        log.info("job %s: %s unavailable, falling back to %s", job.id, current.key, following.key)
+        body = text(job.language, "model_fallback", old=current.title, new=following.title)
+        with contextlib.suppress(MessengerError):
+            await self.messenger.send_text(job.chat_id, body)
+        return True
+
+    async def _provider_failed(self, job: Job, exc: ProviderPermanent) -> None:
+        """A permanent provider error: alert the operator if it is theirs, then end the job."""
+        if self.alerts is not None and exc.reason in ("out_of_credit", "auth"):
+            await self.alerts.provider_problem(self.provider.name, exc.reason)
+        key, params = self._reason(exc)
+        await self._fail(job, S.FAILED, key, params=params)
 
     # --- poll -------------------------------------------------------------------------------
 
@@ -264,8 +304,7 @@ class Poller:
             await self.jobs.update(job.id, poll_errors=job.poll_errors + 1)
             return exc.retry_after or self.config.poll_interval
         except ProviderPermanent as exc:
-            key, params = self._reason(exc)
-            await self._fail(job, S.FAILED, key, params=params)
+            await self._provider_failed(job, exc)
             return None
         if status.state == ProviderState.COMPLETED:
             if not status.outputs:

@@ -116,6 +116,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "This needs {needed} credits and you have {available} left today."
         ),
         "unknown_command": "I don't know that command. /help lists what I can do.",
+        "model_fallback": (
+            "{old} is unavailable right now, so I'm using {new} instead (same price)."
+        ),
+        "aspect_as_photo": "as the photo",
         "not_allowed": "Sorry, this bot is private. Ask its owner for access.",
         "error_generic": "Something went wrong on my side. Please try again in a minute.",
     },

@@ -92,19 +92,21 @@ def card(job: Job, available: int) -> tuple[str, Keyboard]:
         model=html.escape(model.title),
         motion=motion_name(lang, str(job.params.get("motion", "zoom_in"))),
         duration=job.duration,
-        aspect=job.aspect,
+        aspect=job.aspect if model.aspects else text(lang, "aspect_as_photo"),
         prompt=user_text(job.prompt or motion_name(lang, str(job.params.get("motion")))),
         cost=job.cost,
         available=available if available < 10**8 else "∞",
     )
-    keyboard: Keyboard = [
-        [(text(lang, "btn_generate"), button(job.id, "go"))],
-        [
-            (text(lang, "btn_duration", duration=job.duration), button(job.id, "dur")),
-            (text(lang, "btn_aspect", aspect=job.aspect), button(job.id, "asp")),
-        ],
-        [(text(lang, "btn_cancel"), button(job.id, "x"))],
-    ]
+    # Only choices the model really offers get a button.
+    options: list[tuple[str, str]] = []
+    if len(model.durations) > 1:
+        options.append((text(lang, "btn_duration", duration=job.duration), button(job.id, "dur")))
+    if len(model.aspects) > 1:
+        options.append((text(lang, "btn_aspect", aspect=job.aspect), button(job.id, "asp")))
+    keyboard: Keyboard = [[(text(lang, "btn_generate"), button(job.id, "go"))]]
+    if options:
+        keyboard.append(options)
+    keyboard.append([(text(lang, "btn_cancel"), button(job.id, "x"))])
     return clip(body, TEXT_LIMIT), keyboard
 
 

@@ -109,4 +109,16 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX ledger_user ON ledger (user_id, created_at)",
         ],
     ),
+    (
+        2,
+        [
+            # When each kind of operator alert was last sent, so admins hear it once.
+            """
+            CREATE TABLE alerts (
+                key TEXT PRIMARY KEY,
+                sent_at REAL NOT NULL
+            )
+            """,
+        ],
+    ),
 ]

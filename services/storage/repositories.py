@@ -380,3 +380,21 @@ class LedgerRepository:
             "SELECT entry, amount FROM ledger WHERE job_id = ? ORDER BY id", (job_id,)
         )
         return [(r["entry"], int(r["amount"])) for r in rows]
+
+
+class AlertRepository:
+    """When each operator alert was last sent."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def claim(self, key: str, cooldown: float) -> bool:
+        """True if the alert ``key`` may be sent now (and records it as sent)."""
+        now = self.clock()
+        changed = await self.db.execute(
+            "INSERT INTO alerts (key, sent_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET sent_at = excluded.sent_at WHERE alerts.sent_at < ?",
+            (key, now, now - cooldown),
+        )
+        return changed == 1
