@@ -64,6 +64,7 @@ def make_provider(settings: Settings, http: httpx.AsyncClient) -> Provider:
             http,
             api_key=settings.muapi_api_key.get_secret_value(),
             base_url=settings.muapi_base_url,
+            timeout=settings.provider_timeout_seconds,
         )
     if settings.provider == "fal" and settings.fal_key is not None:
         return FalProvider(
@@ -71,6 +72,7 @@ def make_provider(settings: Settings, http: httpx.AsyncClient) -> Provider:
             key=settings.fal_key.get_secret_value(),
             queue_url=settings.fal_queue_url,
             rest_url=settings.fal_rest_url,
+            timeout=settings.provider_timeout_seconds,
         )
     return LocalStudio(settings.data_dir, height=settings.local_studio_height)
 

@@ -106,8 +106,10 @@ def data_for(tg: FakeTelegram, chat_id: int, message_id: int, action: str) -> st
 async def reply_to(tg: FakeTelegram, message: dict[str, Any], timeout: float = 30) -> int:
     """Wait for the bot's reply to a user message; return the reply's message id."""
 
+    chat_id = int(message["chat"]["id"])
+
     def found() -> int | None:
-        for m in tg.messages(USER):
+        for m in tg.messages(chat_id):
             if m.reply_to and m.reply_to.get("message_id") == message["message_id"]:
                 return m.message_id
         return None

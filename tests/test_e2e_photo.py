@@ -121,7 +121,9 @@ async def test_double_press_on_generate_submits_once(
         go = data_for(tg, USER, card_id, "go")
         first = tg.press_button(USER, card_id, go)
         second = tg.press_button(USER, card_id, go, strict=False)
-        await tg.wait_for(lambda: tg.videos(USER), timeout=60)
+        await tg.wait_for(
+            lambda: "Done" in (tg.message(USER, card_id).text_plain or ""), timeout=60
+        )
         answer = await tg.wait_for(lambda: tg.callback_answers.get(second))
         assert answer.answered and "Already" in (answer.text or "")
         assert tg.callback_answers[first].answered

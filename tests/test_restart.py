@@ -28,7 +28,9 @@ async def test_buttons_of_a_previous_run_still_work(
         tg.press_button(USER, card_id, data_for(tg, USER, card_id, "dur"))
         await tg.wait_for(lambda: "10 s" in (tg.message(USER, card_id).text_plain or ""))
         tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
-        await tg.wait_for(lambda: tg.videos(USER), timeout=60)
+        await tg.wait_for(
+            lambda: "Done" in (tg.message(USER, card_id).text_plain or ""), timeout=60
+        )
         job = await services_of(app).jobs.by_card(USER, card_id)
         assert job is not None and job.state == JobState.DELIVERED
     # A button of a job that no longer exists answers that it has expired.

@@ -39,9 +39,16 @@ class FalProvider:
     name = "fal"
 
     def __init__(
-        self, client: httpx.AsyncClient, *, key: str, queue_url: str, rest_url: str
+        self,
+        client: httpx.AsyncClient,
+        *,
+        key: str,
+        queue_url: str,
+        rest_url: str,
+        timeout: float = 60.0,
     ) -> None:
         self.client = client
+        self.timeout = httpx.Timeout(timeout, connect=10.0)
         self.queue = queue_url.rstrip("/")
         self.rest = rest_url.rstrip("/")
         self._headers = {"Authorization": f"Key {key}"}
@@ -52,7 +59,7 @@ class FalProvider:
             raise ProviderPermanent(f"{what}: refusing a URL outside fal's hosts")
         try:
             response = await self.client.request(
-                method, url, headers=self._headers, timeout=web.TIMEOUT, **kwargs
+                method, url, headers=self._headers, timeout=self.timeout, **kwargs
             )
         except httpx.HTTPError as exc:
             raise web.transport_error(exc, what=what) from exc
@@ -78,7 +85,7 @@ class FalProvider:
                 upload_url,
                 content=web.file_chunks(path),
                 headers={"Content-Type": content_type, "Content-Length": str(path.stat().st_size)},
-                timeout=web.TIMEOUT,
+                timeout=self.timeout,
             )
         except httpx.HTTPError as exc:
             raise web.transport_error(exc, what="upload") from exc

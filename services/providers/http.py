@@ -29,7 +29,6 @@ CONTENT_POLICY_WORDS = (
     "sensitive content",
 )
 NOT_ACCEPTED = frozenset({429, 503})  # the provider refused before taking the job
-TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
 def retry_after(response: httpx.Response) -> float | None:

@@ -74,15 +74,18 @@ class MuapiProvider:
 
     name = "muapi"
 
-    def __init__(self, client: httpx.AsyncClient, *, api_key: str, base_url: str) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, *, api_key: str, base_url: str, timeout: float = 60.0
+    ) -> None:
         self.client = client
+        self.timeout = httpx.Timeout(timeout, connect=10.0)
         self.api = f"{base_url.rstrip('/')}/api/v1"
         self._headers = {"x-api-key": api_key}
 
     async def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
         try:
             response = await self.client.request(
-                method, f"{self.api}/{path}", headers=self._headers, timeout=web.TIMEOUT, **kwargs
+                method, f"{self.api}/{path}", headers=self._headers, timeout=self.timeout, **kwargs
             )
         except httpx.HTTPError as exc:
             raise web.transport_error(exc, what=what) from exc
@@ -121,7 +124,7 @@ class MuapiProvider:
                     url,
                     data=fields,
                     files={"file": (name, handle, content_type)},
-                    timeout=web.TIMEOUT,
+                    timeout=self.timeout,
                 )
         except httpx.HTTPError as exc:
             raise web.transport_error(exc, what="upload") from exc
