@@ -15,6 +15,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Contex
 import handlers
 from bot.settings import Settings
 from handlers.context import StudioContext
+from services.account import Account
 from services.alerts import Alerts
 from services.credits import Credits
 from services.delivery import Delivery
@@ -53,6 +54,7 @@ class Services:
     updates: UpdateRepository
     jobs: JobRepository
     studio: Studio
+    account: Account
     poller: Poller
     housekeeping: Housekeeping
 
@@ -85,6 +87,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=True)
     provider = make_provider(settings, http)
     jobs = JobRepository(db, clock)
+    users = UserRepository(db, clock)
     media = MediaRepository(db, clock)
     credits = Credits(
         LedgerRepository(db, clock),
@@ -125,7 +128,8 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
     )
     studio = Studio(
         jobs=jobs,
-        users=UserRepository(db, clock),
+        users=users,
+        max_running=settings.max_running_jobs_per_user,
         credits=credits,
         messenger=messenger,
         provider=provider,
@@ -134,6 +138,17 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         clock=clock,
     )
     updates = UpdateRepository(db, clock)
+    account = Account(
+        jobs=jobs,
+        media=media,
+        users=users,
+        credits=credits,
+        messenger=messenger,
+        provider_name=provider.name,
+        data_dir=settings.data_dir,
+        admins=frozenset(settings.admin_user_ids),
+        clock=clock,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -142,6 +157,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         updates=updates,
         jobs=jobs,
         studio=studio,
+        account=account,
         poller=poller,
         housekeeping=Housekeeping(updates, jobs, settings.data_dir, clock),
     )

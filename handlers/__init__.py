@@ -19,8 +19,15 @@ from handlers import buttons, commands, errors, guards, messages
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "Welcome and examples"),
     ("help", "How it works"),
+    ("status", "What is running"),
+    ("history", "Your recent videos"),
+    ("credits", "Credits left today"),
+    ("models", "Models and prices"),
+    ("settings", "Defaults and language"),
     ("cancel", "Stop what is waiting or running"),
 )
+# Not in the menu: only admins have it.
+ADMIN_COMMANDS = ("stats",)
 
 # Only private chats and messages that are new (edits are not requests to do something again).
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
@@ -29,9 +36,18 @@ PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Attach every handler to the application."""
     application.add_handler(TypeHandler(Update, guards.before), group=-1)
-    application.add_handler(CommandHandler("start", commands.start, filters=PRIVATE))
-    application.add_handler(CommandHandler("help", commands.help_command, filters=PRIVATE))
-    application.add_handler(CommandHandler("cancel", commands.cancel, filters=PRIVATE))
+    for name, callback in (
+        ("start", commands.start),
+        ("help", commands.help_command),
+        ("cancel", commands.cancel),
+        ("status", commands.status),
+        ("history", commands.history),
+        ("credits", commands.credits),
+        ("models", commands.models),
+        ("settings", commands.settings),
+        ("stats", commands.stats),
+    ):
+        application.add_handler(CommandHandler(name, callback, filters=PRIVATE))
     application.add_handler(MessageHandler(PRIVATE & filters.PHOTO, messages.photo))
     application.add_handler(
         MessageHandler(PRIVATE & filters.Document.IMAGE, messages.image_document)
@@ -41,7 +57,10 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     )
     application.add_handler(MessageHandler(PRIVATE & filters.COMMAND, messages.unknown_command))
     application.add_handler(MessageHandler(PRIVATE, messages.other))
-    application.add_handler(CallbackQueryHandler(buttons.press))
+    application.add_handler(CallbackQueryHandler(buttons.job, pattern=r"^j:"))
+    application.add_handler(CallbackQueryHandler(buttons.result, pattern=r"^r:"))
+    application.add_handler(CallbackQueryHandler(buttons.setting, pattern=r"^s:"))
+    application.add_handler(CallbackQueryHandler(buttons.unknown))
     application.add_handler(TypeHandler(Update, guards.after), group=1)
     application.add_error_handler(errors.on_error)
 

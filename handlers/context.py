@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from telegram import Update
@@ -31,6 +31,12 @@ class StudioContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any]
         """The wired services of this process."""
         services: Services = self.application.bot_data["services"]
         return services
+
+    def user(self, update: Update) -> ChatUser:
+        """The sender, in the language of their /settings if they chose one."""
+        user = require_user(update)
+        chosen = self.user_data.get("language") if self.user_data is not None else None
+        return replace(user, language=chosen) if chosen else user
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,10 @@ async def before(update: Update, context: StudioContext) -> None:
         if update.effective_chat and update.effective_chat.type == "private":
             await services.studio.say(user, "not_allowed")
         raise ApplicationHandlerStop
-    await services.studio.seen(user)
+    prefs = await services.studio.seen(user)
+    if context.user_data is not None:
+        # Read from the database on every update, so it is never stale after a restart.
+        context.user_data["language"] = prefs.language
 
 
 async def after(update: Update, context: StudioContext) -> None:

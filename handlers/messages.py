@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from telegram import Update
 
-from handlers.context import StudioContext, require_user
+from handlers.context import StudioContext
 from services.inbound import InboundImage
 
 
@@ -22,7 +22,7 @@ async def photo(update: Update, context: StudioContext) -> None:
         mime_type="image/jpeg",
     )
     await context.services.studio.receive_photo(
-        require_user(update), message.message_id, image, message.caption
+        context.user(update), message.message_id, image, message.caption
     )
 
 
@@ -40,7 +40,7 @@ async def image_document(update: Update, context: StudioContext) -> None:
         mime_type=(doc.mime_type or "").lower(),
     )
     await context.services.studio.receive_photo(
-        require_user(update), message.message_id, image, message.caption
+        context.user(update), message.message_id, image, message.caption
     )
 
 
@@ -48,7 +48,7 @@ async def text(update: Update, context: StudioContext) -> None:
     """Plain text: a prompt for a photo waiting for one, else a short hint."""
     message = update.effective_message
     assert message is not None and message.text is not None
-    user = require_user(update)
+    user = context.user(update)
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
     if not await context.services.studio.describe(user, message.text, reply_to):
         await context.services.studio.say(user, "text_hint")
@@ -56,9 +56,9 @@ async def text(update: Update, context: StudioContext) -> None:
 
 async def other(update: Update, context: StudioContext) -> None:
     """Stickers, locations, contacts, non-image files: a one-line hint."""
-    await context.services.studio.say(require_user(update), "other_hint")
+    await context.services.studio.say(context.user(update), "other_hint")
 
 
 async def unknown_command(update: Update, context: StudioContext) -> None:
     """A command the bot does not have: point to /help."""
-    await context.services.studio.say(require_user(update), "unknown_command")
+    await context.services.studio.say(context.user(update), "unknown_command")

@@ -316,6 +316,18 @@ def fallback_after(model: Model) -> Model | None:
     return offered[position + 1] if position + 1 < len(offered) else None
 
 
+def pick_model(provider: str, kind: ModelKind, preferred: str | None, quality: str) -> Model:
+    """The user's chosen model if this provider offers it, else the default of their mode."""
+    offered = models_for(provider, kind)
+    if not offered:
+        raise LookupError(f"{provider} offers no {kind} model")
+    for model in offered:
+        if model.key == preferred:
+            return model
+    tiered = [m for m in offered if m.tier == quality]
+    return tiered[0] if tiered else offered[0]
+
+
 def default_model(provider: str, kind: ModelKind) -> Model:
     """The model used unless the user picks another."""
     offered = models_for(provider, kind)

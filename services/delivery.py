@@ -29,6 +29,7 @@ class Outcome:
     sent: SentMedia | None
     info: media.MediaInfo | None
     link_sent: bool = False
+    path: Path | None = None  # the file that was sent
 
 
 class Delivery:
@@ -86,7 +87,7 @@ class Delivery:
             return await self.send_link_or_apology(
                 job, text(job.language, "reason_send_failed"), info
             )
-        return Outcome(sent=sent, info=info)
+        return Outcome(sent=sent, info=info, path=path)
 
     async def _send_with_retries(
         self,

@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 
 UPDATE_MEMORY = 2 * 86_400  # Telegram redelivers for hours, not days
 INPUT_MEMORY = 7 * 86_400  # inputs stay for "Try again" for a week
+OUTPUT_MEMORY = 86_400  # delivered files stay a day for "As file"
 
 
 class Housekeeping:
@@ -24,6 +25,7 @@ class Housekeeping:
         self.updates = updates
         self.jobs = jobs
         self.inbound = data_dir / "inbound"
+        self.outputs = data_dir / "outputs"
         self.clock = clock
 
     async def run(self) -> None:
@@ -31,15 +33,19 @@ class Housekeeping:
         now = self.clock()
         pruned = await self.updates.prune(now - UPDATE_MEMORY)
         keep = await self.jobs.active_inputs()
-        removed = await asyncio.to_thread(self._remove_old_inputs, now - INPUT_MEMORY, keep)
+        removed = await asyncio.to_thread(self._remove_old, self.inbound, now - INPUT_MEMORY, keep)
+        removed += await asyncio.to_thread(
+            self._remove_old, self.outputs, now - OUTPUT_MEMORY, set()
+        )
         if pruned or removed:
             log.info("housekeeping: %d update ids forgotten, %d inputs removed", pruned, removed)
 
-    def _remove_old_inputs(self, before: float, keep: set[str]) -> int:
-        if not self.inbound.is_dir():
+    @staticmethod
+    def _remove_old(folder: Path, before: float, keep: set[str]) -> int:
+        if not folder.is_dir():
             return 0
         removed = 0
-        for path in self.inbound.iterdir():
+        for path in folder.iterdir():
             # File times are wall-clock; the injected clock only decides the cut-off.
             if str(path) in keep or path.stat().st_mtime >= min(before, time.time()):
                 continue

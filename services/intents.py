@@ -126,3 +126,28 @@ MOTION_PROMPTS: dict[str, str] = {
     "pan_up": "smooth camera tilt upward, subtle natural motion",
     "pan_down": "smooth camera tilt downward, subtle natural motion",
 }
+
+# A caption with one of these skips the confirm card and goes straight to submit.
+SKIP_CONFIRM_WORDS: tuple[str, ...] = (
+    "just do it",
+    "no confirm",
+    "don't ask",
+    "dont ask",
+    "без подтверждения",
+    "просто сделай",
+    "не спрашивай",
+)
+
+
+def wants_no_confirmation(prompt: str) -> bool:
+    """Whether the caption says to go ahead without the card."""
+    text = " ".join(prompt.lower().split())
+    return any(phrase in text for phrase in SKIP_CONFIRM_WORDS)
+
+
+def without_commands(prompt: str) -> str:
+    """The prompt minus the "just do it" phrases, which are for the bot, not the model."""
+    cleaned = prompt
+    for phrase in SKIP_CONFIRM_WORDS:
+        cleaned = re.sub(re.escape(phrase), "", cleaned, flags=re.IGNORECASE)
+    return " ".join(cleaned.split()).strip(" ,.;!-")

@@ -201,7 +201,9 @@ class Poller:
             inputs=inputs,
             duration=job.duration,
             aspect=job.aspect,
-            options={k: v for k, v in job.params.items() if k not in {"duration", "aspect"}},
+            options={
+                k: v for k, v in job.params.items() if k not in {"duration", "aspect", "as_file"}
+            },
         )
         try:
             submission = await self.provider.submit(spec)
@@ -387,7 +389,9 @@ class Poller:
             return 0
         await self._show_status(job, force=True)
         try:
-            outcome = await self.delivery.deliver(job, path, keyboard=None)
+            outcome = await self.delivery.deliver(
+                job, path, views.after_delivery(job), as_document=bool(job.params.get("as_file"))
+            )
         except MediaError as exc:
             log.warning("job %s: output unreadable: %s", job.id, exc)
             await self._fail(job, S.FAILED, "failed_media")
@@ -414,6 +418,11 @@ class Poller:
         )
         await self.credits.keep(job)
         log.info("job %s delivered", job.id)
+        if outcome.path is not None:
+            # Kept a day for "As file"; housekeeping removes it after that.
+            kept = self.config.work_dir / "outputs" / f"{job.id}.mp4"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            outcome.path.replace(kept)
         done = text(
             job.language,
             "status_done",

@@ -15,20 +15,28 @@ from pathlib import Path
 from typing import TypeVar
 
 from services import views
-from services.catalogue import ModelKind, default_model, get_model
+from services.catalogue import Model, ModelKind, get_model, models_for, pick_model
 from services.credits import Credits
 from services.errors import MessengerError, QuotaExceeded, StudioError, UserInputError
 from services.inbound import InboundImage, fetch_image
-from services.intents import MOTION_PRESETS, aspect_for_size, parse_animation
-from services.jobs import Job, JobKind, JobState
+from services.intents import (
+    MOTION_PRESETS,
+    aspect_for_size,
+    parse_animation,
+    wants_no_confirmation,
+    without_commands,
+)
+from services.jobs import ACTIVE_STATES, Job, JobKind, JobState
+from services.preferences import Preferences
 from services.providers.base import Provider, Submission
+from services.safety import screen
 from services.storage.repositories import Clock, JobRepository, UserRepository
 from services.telegram_edge import Messenger
 from services.texts import text
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 S = JobState
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class Studio:
         data_dir: Path,
         download_limit: int,
         clock: Clock,
+        max_running: int = 2,
     ) -> None:
         self.jobs = jobs
         self.users = users
@@ -65,6 +74,7 @@ class Studio:
         self.inbound_dir = data_dir / "inbound"
         self.download_limit = download_limit
         self.clock = clock
+        self.max_running = max_running
 
     async def say(
         self,
@@ -78,19 +88,30 @@ class Studio:
         body = text(user.language, key, **(params or {}))
         await self.messenger.send_text(user.chat_id, body, reply_to=reply_to)
 
-    async def seen(self, user: ChatUser) -> None:
-        """Remember the user (every update)."""
+    async def seen(self, user: ChatUser) -> Preferences:
+        """Remember the user (every update); return their settings."""
         await self.users.touch(user.id, user.chat_id, user.first_name, user.username, user.language)
+        return await self.preferences(user.id)
+
+    async def preferences(self, user_id: int) -> Preferences:
+        """A user's settings."""
+        record = await self.users.get(user_id)
+        return Preferences.from_dict(record.settings if record else {})
 
     # --- a photo arrives --------------------------------------------------------------------
 
     async def receive_photo(
         self, user: ChatUser, message_id: int, image: InboundImage, caption: str | None
     ) -> None:
-        """Check and fetch the photo, make a draft, and show the card (or motion presets)."""
+        """Screen, fetch and check the photo, make a draft, then show the card or go."""
         existing = await self.jobs.by_source(user.chat_id, message_id)
         if existing is not None and existing.card_message_id is not None:
             return  # the same message delivered twice: it already has its card
+        refusal = screen(caption or "")
+        if refusal:
+            await self.say(user, refusal, reply_to=message_id)
+            return
+        prefs = await self.preferences(user.id)
         if existing is None:
             try:
                 path, info = await fetch_image(
@@ -99,16 +120,18 @@ class Studio:
             except UserInputError as exc:
                 await self.say(user, exc.key, reply_to=message_id, params=exc.params)
                 return
-            job, created = await self.jobs.create(
-                self._draft(
-                    user, message_id, image, caption or "", path, info.width or 1, info.height or 1
-                )
-            )
+            draft = self._draft(user, message_id, image, caption or "", path, prefs)
+            size = (info.width or 1, info.height or 1)
+            if "aspect" not in draft.params:
+                draft.params["aspect"] = aspect_for_size(*size)
+            job, created = await self.jobs.create(draft)
             if not created:
                 path.unlink(missing_ok=True)
         else:
             job = existing
-        if job.prompt:
+        if job.prompt and (prefs.skip_confirm or wants_no_confirmation(caption or "")):
+            await self._start_now(job, user, reply_to=message_id)
+        elif job.prompt:
             await self._send_card(job, reply_to=message_id)
         else:
             body, keyboard = views.ask_motion(job)
@@ -122,13 +145,21 @@ class Studio:
         image: InboundImage,
         caption: str,
         path: Path,
-        width: int,
-        height: int,
+        prefs: Preferences,
     ) -> Job:
-        model = default_model(self.provider.name, ModelKind.IMAGE_TO_VIDEO)
-        wish = parse_animation(caption)
-        duration = wish.duration if wish.duration in model.durations else model.durations[0]
-        aspect = wish.aspect if wish.aspect in model.aspects else aspect_for_size(width, height)
+        model = pick_model(self.provider.name, ModelKind.IMAGE_TO_VIDEO, prefs.model, prefs.quality)
+        prompt = without_commands(caption)
+        wish = parse_animation(prompt)
+        params: dict[str, object] = {"motion": wish.motion, "as_file": prefs.as_file}
+        params["duration"] = _first_offered(
+            model.durations, [wish.duration, prefs.duration], model.durations[0]
+        )
+        # Without a wish or a setting, the shape follows the photo (filled in by the caller).
+        aspect = _first_offered(
+            model.aspects or ("16:9", "9:16", "1:1"), [wish.aspect, prefs.aspect]
+        )
+        if aspect is not None:
+            params["aspect"] = aspect
         return Job(
             id=0,
             user_id=user.id,
@@ -137,9 +168,9 @@ class Studio:
             state=S.DRAFT,
             provider=self.provider.name,
             model=model.key,
-            prompt=caption.strip(),
-            params={"motion": wish.motion, "duration": duration, "aspect": aspect},
-            cost=model.cost(duration),
+            prompt=prompt,
+            params=params,
+            cost=model.cost(int(str(params["duration"]))),
             language=user.language,
             source_message_id=message_id,
             input_path=str(path),
@@ -163,7 +194,12 @@ class Studio:
         job = await self._waiting_for_prompt(user, reply_to)
         if job is None:
             return False
-        wish = parse_animation(words)
+        refusal = screen(words)
+        if refusal:
+            await self.say(user, refusal)
+            return True
+        prompt = without_commands(words)
+        wish = parse_animation(prompt)
         model = get_model(job.model)
         params = dict(job.params, motion=wish.motion)
         if wish.aspect in model.aspects:
@@ -171,11 +207,14 @@ class Studio:
         if wish.duration in model.durations:
             params["duration"] = wish.duration
         await self.jobs.update(
-            job.id, prompt=words.strip(), params=params, cost=model.cost(int(params["duration"]))
+            job.id, prompt=prompt, params=params, cost=model.cost(int(params["duration"]))
         )
-        fresh = await self.jobs.get(job.id)
-        assert fresh is not None
-        await self._send_card(fresh, reply_to=None)
+        fresh = await self._reload(job)
+        prefs = await self.preferences(user.id)
+        if prefs.skip_confirm or wants_no_confirmation(words):
+            await self._start_now(fresh, user)
+        else:
+            await self._send_card(fresh, reply_to=None)
         return True
 
     async def _waiting_for_prompt(self, user: ChatUser, reply_to: int | None) -> Job | None:
@@ -190,7 +229,7 @@ class Studio:
     # --- buttons ----------------------------------------------------------------------------
 
     async def press(self, user: ChatUser, message_id: int, data: str | None) -> str | None:
-        """A button press; returns the short answer shown on the button, if any."""
+        """A job button; returns the short answer shown on the button, if any."""
         pressed = views.parse_button(data)
         job = await self.jobs.get(pressed.job_id) if pressed else None
         if pressed is None or job is None:
@@ -214,25 +253,35 @@ class Studio:
             params["duration"] = _next(model.durations, job.duration)
         elif pressed.action == "asp":
             params["aspect"] = _next(model.aspects, job.aspect)
+        elif pressed.action == "mdl":
+            model = _next(tuple(models_for(model.provider, model.kind)), model)
+            params = _fit_params(params, model)
         else:
             return text(lang, "button_expired")
         await self.jobs.update(
             job.id,
+            model=model.key,
             params=params,
             cost=model.cost(int(params["duration"])),
             card_message_id=message_id,
         )
-        fresh = await self.jobs.get(job.id)
-        assert fresh is not None
-        await self._refresh_card(fresh, message_id)
+        await self._refresh_card(await self._reload(job), message_id)
         return None
 
-    async def _confirm(self, job: Job, user: ChatUser, message_id: int) -> str | None:
+    async def _confirm(self, job: Job, user: ChatUser, message_id: int | None) -> str | None:
+        """Reserve the credits and queue the job; ``message_id`` is the card to turn into status."""
+        running = await self.jobs.for_user(user.id, ACTIVE_STATES)
+        if len(running) >= self.max_running:
+            await self.say(user, "busy", params={"count": len(running)})
+            return text(job.language, "busy_short")
         try:
             await self.credits.reserve(job)
         except QuotaExceeded as exc:
             await self.say(user, "no_credits", params=self._quota_params(exc, user.language))
             return None
+        if message_id is None:
+            body, keyboard = views.submitted(job)
+            message_id = await self.messenger.send_text(job.chat_id, body, keyboard)
         moved = await self.jobs.transition(
             job.id,
             S.DRAFT,
@@ -244,12 +293,19 @@ class Studio:
         )
         if not moved:
             return text(job.language, "already_started")
-        fresh = await self.jobs.get(job.id)
-        assert fresh is not None
-        body, keyboard = views.submitted(fresh)
+        body, keyboard = views.submitted(await self._reload(job))
         with contextlib.suppress(MessengerError):
             await self.messenger.edit_text(job.chat_id, message_id, body, keyboard)
         return None
+
+    async def _start_now(self, job: Job, user: ChatUser, reply_to: int | None = None) -> None:
+        """Submit without the card ("just do it", or the skip-confirmation setting)."""
+        answer = await self._confirm(job, user, None)
+        if answer == text(job.language, "busy_short"):
+            # Too many running: the card lets them start this one later with one press.
+            await self._send_card(job, reply_to=reply_to)
+        elif answer:
+            await self.messenger.send_text(user.chat_id, answer, reply_to=reply_to)
 
     def _quota_params(self, exc: QuotaExceeded, lang: str) -> dict[str, object]:
         zone = self.credits.zone
@@ -258,7 +314,7 @@ class Studio:
         return {
             "reset_clock": reset.strftime("%H:%M"),
             "zone": str(zone),
-            "reset_in": f"{left // 3600} h {left % 3600 // 60} min",
+            "reset_in": text(lang, "hours_minutes", hours=left // 3600, minutes=left % 3600 // 60),
             "needed": exc.needed,
             "available": exc.available,
         }
@@ -296,6 +352,11 @@ class Studio:
         await self._send_card(created)
         return None
 
+    async def _reload(self, job: Job) -> Job:
+        fresh = await self.jobs.get(job.id)
+        assert fresh is not None
+        return fresh
+
     # --- cancel -----------------------------------------------------------------------------
 
     async def cancel_latest(self, user: ChatUser) -> None:
@@ -311,9 +372,10 @@ class Studio:
     async def _cancel(self, job: Job, user: ChatUser) -> str | None:
         if job.state not in (S.DRAFT, S.QUEUED, S.SUBMITTING, S.RUNNING):
             return text(job.language, "already_started" if job.active else "button_expired")
-        if not await self.jobs.transition(
+        moved = await self.jobs.transition(
             job.id, job.state, S.CANCELED, finished_at=self.clock(), error="canceled"
-        ):
+        )
+        if not moved:
             return text(job.language, "already_started")
         if job.external_id:
             with contextlib.suppress(StudioError):
@@ -336,3 +398,24 @@ def _next(options: tuple[T, ...], current: T) -> T:
     if current not in options:
         return options[0]
     return options[(options.index(current) + 1) % len(options)]
+
+
+def _first_offered(
+    offered: tuple[T, ...], wishes: list[T | None], default: T | None = None
+) -> T | None:
+    """The first wish the model offers, else ``default``."""
+    for wish in wishes:
+        if wish is not None and wish in offered:
+            return wish
+    return default
+
+
+def _fit_params(params: dict[str, object], model: Model) -> dict[str, object]:
+    """Keep a draft's length and shape valid for a newly chosen model."""
+    fitted = dict(params)
+    duration = int(str(params.get("duration", model.durations[0])))
+    if duration not in model.durations:
+        fitted["duration"] = min(model.durations, key=lambda d: abs(d - duration))
+    if model.aspects and params.get("aspect") not in model.aspects:
+        fitted["aspect"] = model.aspects[0]
+    return fitted

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from services.texts_ru import RU
+
 DEFAULT_LANGUAGE: Final = "en"
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -26,7 +28,10 @@ TEXTS: dict[str, dict[str, str]] = {
             "3. I keep one status message up to date and send the video here.\n\n"
             "Camera moves: zoom in, zoom out, pan left/right/up/down.\n"
             "Length: 5 or 10 seconds. Shape: 16:9, 9:16 (TikTok, Reels) or 1:1.\n\n"
-            "/cancel stops what is waiting or running; you are not charged for it."
+            "Add <i>just do it</i> to a caption to skip the card.\n\n"
+            "/status — what is running · /history — your videos · /credits — what is left today\n"
+            "/models — models and prices · /settings — defaults, language\n"
+            "/cancel — stop what is waiting or running (you are not charged)"
         ),
         "text_hint": (
             "Send me a photo with a caption and I will animate it, "
@@ -121,9 +126,62 @@ TEXTS: dict[str, dict[str, str]] = {
         ),
         "aspect_as_photo": "as the photo",
         "not_allowed": "Sorry, this bot is private. Ask its owner for access.",
+        "refused_sexual": "I can't make sexual content. Try a different idea.",
+        "refused_minors": "I can't make that: it involves minors in a suggestive way.",
+        "refused_likeness": (
+            "I can't make videos of real, named people or deepfakes without their consent."
+        ),
+        "busy": (
+            "You already have {count} videos in progress. Wait for one to finish, or /cancel one."
+        ),
+        "busy_short": "Too many running; wait or /cancel.",
+        "btn_model": "🎬 Model",
+        "btn_again": "↻ Again",
+        "btn_as_file": "📎 As file",
+        "btn_send_again": "Send #{id} again",
+        "state_draft": "waiting for Generate",
+        "state_queue": "in queue, position {position}",
+        "state_queued": "starting",
+        "state_submitting": "starting",
+        "state_running": "rendering",
+        "state_downloading": "fetching",
+        "state_delivering": "sending",
+        "status_none": "Nothing is running. Send a photo to start.",
+        "status_head": "<b>Your jobs</b>",
+        "history_none": "No videos yet. Send a photo to make your first one.",
+        "history_head": "<b>Your recent videos</b>",
+        "credits": (
+            "You have <b>{available}</b> of {daily} credits left today. "
+            "They reset at {reset_clock} {zone} — in {reset_in}."
+        ),
+        "credits_unlimited": "You are an admin: your credits are unlimited.",
+        "credits_word": "credits",
+        "models_head": "<b>Models</b> (✓ = what new photos use)",
+        "settings_head": "<b>Settings</b> — tap one to change it.",
+        "setting_model": "Model",
+        "setting_quality": "Mode",
+        "setting_aspect": "Shape",
+        "setting_duration": "Length",
+        "setting_as_file": "Send as file",
+        "setting_skip_confirm": "Skip confirmation",
+        "setting_language": "Language",
+        "setting_auto": "auto",
+        "setting_on": "on",
+        "setting_off": "off",
+        "quality_quality": "quality",
+        "quality_fast": "fast",
+        "output_gone": "That file is no longer kept. Use /history to send the video again.",
+        "failed_delivery_short": "Telegram would not take the file.",
+        "stats": (
+            "<b>Stats</b> ({provider})\nUsers: {users}\nJobs: {jobs}\nCredits spent today: {spent}"
+        ),
+        "hours_minutes": "{hours} h {minutes} min",
         "error_generic": "Something went wrong on my side. Please try again in a minute.",
     },
 }
+
+
+TEXTS["ru"] = RU
 
 
 def text(lang: str, key: str, **params: object) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from services.catalogue import get_model
+from services.catalogue import get_model, models_for
 from services.intents import MOTION_PRESETS
 from services.jobs import Job, JobKind, JobState
 from services.telegram_edge import Keyboard
@@ -29,19 +29,19 @@ class Press:
     arg: str | None
 
 
-def button(job_id: int, action: str, arg: str | None = None) -> str:
+def button(job_id: int, action: str, arg: str | None = None, prefix: str = "j") -> str:
     """Callback data for a job button (always well under 64 bytes)."""
-    data = f"j:{job_id}:{action}" + (f":{arg}" if arg else "")
+    data = f"{prefix}:{job_id}:{action}" + (f":{arg}" if arg else "")
     assert len(data.encode()) <= 64
     return data
 
 
-def parse_button(data: str | None) -> Press | None:
+def parse_button(data: str | None, prefix: str = "j") -> Press | None:
     """Decode callback data; None for anything we did not make."""
     if not data:
         return None
     parts = data.split(":")
-    if len(parts) not in (3, 4) or parts[0] != "j" or not parts[1].isdigit():
+    if len(parts) not in (3, 4) or parts[0] != prefix or not parts[1].isdigit():
         return None
     if len(parts[1]) > 12 or not parts[2].isalpha():
         return None
@@ -99,6 +99,8 @@ def card(job: Job, available: int) -> tuple[str, Keyboard]:
     )
     # Only choices the model really offers get a button.
     options: list[tuple[str, str]] = []
+    if len(models_for(model.provider, model.kind)) > 1:
+        options.append((text(lang, "btn_model"), button(job.id, "mdl")))
     if len(model.durations) > 1:
         options.append((text(lang, "btn_duration", duration=job.duration), button(job.id, "dur")))
     if len(model.aspects) > 1:
@@ -215,3 +217,30 @@ def stopped(job: Job) -> str:
     """The status message's last words when a job did not finish."""
     lang = job.language
     return text(lang, "status_stopped", reason=job.state.value.replace("_", " "))
+
+
+def after_delivery(job: Job) -> Keyboard:
+    """Buttons under a delivered video: do it again, or get the file without recompression."""
+    lang = job.language
+    return [
+        [
+            (text(lang, "btn_again"), button(job.id, "again")),
+            (text(lang, "btn_as_file"), button(job.id, "file", prefix="r")),
+        ]
+    ]
+
+
+def job_line(job: Job, now: float) -> str:
+    """One line of /status: what, with which model, where it is."""
+    lang = job.language
+    model = html.escape(get_model(job.model).title)
+    started = job.submitted_at or job.updated_at
+    if job.state == JobState.DRAFT:
+        where = text(lang, "state_draft")
+    elif job.progress is not None and job.state == JobState.RUNNING:
+        where = f"{int(job.progress * 100)}%"
+    elif job.queue_position is not None and job.state == JobState.RUNNING:
+        where = text(lang, "state_queue", position=job.queue_position + 1)
+    else:
+        where = text(lang, f"state_{job.state.value}")
+    return f"#{job.id} {what(job)} · {model} · {where} · {elapsed(now - started)}"

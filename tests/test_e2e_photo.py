@@ -30,7 +30,9 @@ async def test_photo_with_caption_is_animated_and_delivered_once(
         card_id = await reply_to(tg, msg)
         card = tg.message(USER, card_id)
         assert card is not None and card.text is not None
-        assert [c["command"] for c in tg.commands] == ["start", "help", "cancel"]
+        assert [c["command"] for c in tg.commands] == [
+            "start", "help", "status", "history", "credits", "models", "settings", "cancel"
+        ]
         assert "10 credits" in card.text_plain and "9:16" in card.text_plain
         assert "zoom out" in card.text_plain
 
@@ -145,7 +147,7 @@ async def test_duplicated_update_and_duplicated_message_make_one_job(
         tg.push_update({"message": msg})
         tg.user_message(USER, text="/help")
         await tg.wait_for(lambda: any("How it works" in t for t in texts(tg)))
-        cards = [t for t in texts(tg) if "credits" in t]
+        cards = [t for t in texts(tg) if "This costs" in t]
         assert len(cards) == 1
         counts = await services_of(app).jobs.count_by_state()
         assert sum(counts.values()) == 1

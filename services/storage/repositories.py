@@ -77,6 +77,13 @@ class UserRepository:
             settings=json.loads(row["settings"] or "{}"),
         )
 
+    async def save_settings(self, user_id: int, settings: dict[str, Any]) -> None:
+        """Replace a user's settings."""
+        await self.db.execute(
+            "UPDATE users SET settings = ? WHERE id = ?",
+            (json.dumps(settings, sort_keys=True), user_id),
+        )
+
     async def count(self) -> int:
         """How many users the bot has seen."""
         row = await self.db.fetchone("SELECT COUNT(*) AS n FROM users")
@@ -371,6 +378,15 @@ class LedgerRepository:
             "WHERE user_id = ? AND job_id IN (SELECT job_id FROM ledger WHERE user_id = ? "
             "AND entry = 'reserve' AND created_at >= ?)",
             (user_id, user_id, since),
+        )
+        return int(row["n"]) if row else 0
+
+    async def kept_since(self, since: float) -> int:
+        """Credits spent for good by everyone since ``since`` (for /stats)."""
+        row = await self.db.fetchone(
+            "SELECT COALESCE(SUM(amount), 0) AS n FROM ledger WHERE entry = 'keep' "
+            "AND created_at >= ?",
+            (since,),
         )
         return int(row["n"]) if row else 0
 

@@ -1,0 +1,225 @@
+"""The user's account: /status, /history, /credits, /models, /settings, and /stats for admins.
+
+Also the buttons that act on a finished result (send it again, send it as a file).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from services import views
+from services.catalogue import ModelKind, get_model, models_for, pick_model
+from services.credits import Credits
+from services.errors import MessengerError
+from services.jobs import ACTIVE_STATES, JobState
+from services.preferences import FIELDS, Preferences
+from services.storage.repositories import Clock, JobRepository, MediaRepository, UserRepository
+from services.studio import ChatUser
+from services.telegram_edge import Keyboard, Messenger
+from services.texts import text
+
+log = logging.getLogger(__name__)
+HISTORY_SIZE = 10
+
+
+def output_path(data_dir: Path, job_id: int) -> Path:
+    """Where a delivered result is kept for "As file" (housekeeping removes it after a day)."""
+    return data_dir / "outputs" / f"{job_id}.mp4"
+
+
+class Account:
+    """Commands about the user's own jobs, credits and settings."""
+
+    def __init__(
+        self,
+        *,
+        jobs: JobRepository,
+        media: MediaRepository,
+        users: UserRepository,
+        credits: Credits,
+        messenger: Messenger,
+        provider_name: str,
+        data_dir: Path,
+        admins: frozenset[int],
+        clock: Clock,
+    ) -> None:
+        self.jobs = jobs
+        self.media = media
+        self.users = users
+        self.credits = credits
+        self.messenger = messenger
+        self.provider_name = provider_name
+        self.data_dir = data_dir
+        self.admins = admins
+        self.clock = clock
+
+    async def _send(self, user: ChatUser, body: str, keyboard: Keyboard | None = None) -> None:
+        await self.messenger.send_text(user.chat_id, views.clip(body, views.TEXT_LIMIT), keyboard)
+
+    async def status(self, user: ChatUser) -> None:
+        """Drafts and running jobs, with where each one is."""
+        jobs = await self.jobs.for_user(user.id, [JobState.DRAFT, *ACTIVE_STATES])
+        if not jobs:
+            await self._send(user, text(user.language, "status_none"))
+            return
+        now = self.clock()
+        lines = [views.job_line(job, now) for job in jobs[:20]]
+        await self._send(user, text(user.language, "status_head") + "\n" + "\n".join(lines))
+
+    async def history(self, user: ChatUser) -> None:
+        """Recent results, each with a button that sends it again (by file_id, no upload)."""
+        done = await self.jobs.for_user(user.id, [JobState.DELIVERED])
+        if not done:
+            await self._send(user, text(user.language, "history_none"))
+            return
+        lines, keyboard = [], []
+        for job in done[:HISTORY_SIZE]:
+            stamp = datetime.fromtimestamp(job.finished_at or job.updated_at, self.credits.zone)
+            prompt = views.user_text(job.prompt or views.motion_name(job.language, "zoom_in"), 60)
+            lines.append(f"#{job.id} {stamp:%d.%m %H:%M} · {views.what(job)} · <i>{prompt}</i>")
+            label = text(user.language, "btn_send_again", id=job.id)
+            keyboard.append([(label, views.button(job.id, "send", prefix="r"))])
+        await self._send(
+            user, text(user.language, "history_head") + "\n" + "\n".join(lines), keyboard
+        )
+
+    async def credits_left(self, user: ChatUser) -> None:
+        """The allowance, what is left, and when it resets."""
+        allowance = await self.credits.allowance(user.id)
+        if allowance.unlimited:
+            await self._send(user, text(user.language, "credits_unlimited"))
+            return
+        reset = datetime.fromtimestamp(allowance.resets_at, self.credits.zone)
+        left = max(0, int(allowance.resets_at - self.clock()))
+        await self._send(
+            user,
+            text(
+                user.language,
+                "credits",
+                available=allowance.available,
+                daily=allowance.daily,
+                reset_clock=f"{reset:%H:%M}",
+                zone=str(self.credits.zone),
+                reset_in=text(
+                    user.language, "hours_minutes", hours=left // 3600, minutes=left % 3600 // 60
+                ),
+            ),
+        )
+
+    async def models(self, user: ChatUser) -> None:
+        """The photo models of this provider, with costs and typical times."""
+        prefs = await self._prefs(user.id)
+        chosen = pick_model(
+            self.provider_name, ModelKind.IMAGE_TO_VIDEO, prefs.model, prefs.quality
+        )
+        lines = []
+        for model in models_for(self.provider_name, ModelKind.IMAGE_TO_VIDEO):
+            costs = " / ".join(f"{d} s: {model.costs[d]}" for d in model.durations)
+            mark = " ✓" if model.key == chosen.key else ""
+            lines.append(
+                f"<b>{html.escape(model.title)}</b>{mark} · {costs} "
+                f"{text(user.language, 'credits_word')} · ~{model.typical_text()}"
+            )
+        await self._send(user, text(user.language, "models_head") + "\n" + "\n".join(lines))
+
+    # --- settings ---------------------------------------------------------------------------
+
+    async def _prefs(self, user_id: int) -> Preferences:
+        record = await self.users.get(user_id)
+        return Preferences.from_dict(record.settings if record else {})
+
+    def _settings_view(self, lang: str, prefs: Preferences) -> tuple[str, Keyboard]:
+        auto = text(lang, "setting_auto")
+        on, off = text(lang, "setting_on"), text(lang, "setting_off")
+        values = {
+            "model": html.escape(get_model(prefs.model).title) if prefs.model else auto,
+            "quality": text(lang, f"quality_{prefs.quality}"),
+            "aspect": prefs.aspect or auto,
+            "duration": f"{prefs.duration} s" if prefs.duration else auto,
+            "as_file": on if prefs.as_file else off,
+            "skip_confirm": on if prefs.skip_confirm else off,
+            "language": {"en": "English", "ru": "Русский"}.get(prefs.language or "", auto),
+        }
+        keyboard: Keyboard = [
+            [(f"{text(lang, f'setting_{name}')}: {values[name]}", f"s:{name}")] for name in FIELDS
+        ]
+        return text(lang, "settings_head"), keyboard
+
+    async def settings(self, user: ChatUser) -> None:
+        """The settings, each a button that moves to its next value."""
+        body, keyboard = self._settings_view(user.language, await self._prefs(user.id))
+        await self._send(user, body, keyboard)
+
+    async def change_setting(self, user: ChatUser, message_id: int, name: str) -> str | None:
+        """A /settings button: cycle one setting and redraw the message."""
+        if name not in FIELDS:
+            return text(user.language, "button_expired")
+        prefs = (await self._prefs(user.id)).cycled(name, self.provider_name)
+        await self.users.save_settings(user.id, prefs.to_dict())
+        lang = prefs.language or user.language
+        body, keyboard = self._settings_view(lang, prefs)
+        await self.messenger.edit_text(user.chat_id, message_id, body, keyboard)
+        return None
+
+    # --- results ----------------------------------------------------------------------------
+
+    async def result_button(self, user: ChatUser, data: str | None) -> str | None:
+        """A result button: "send" (again, by file_id) or "file" (as a document)."""
+        pressed = views.parse_button(data, prefix="r")
+        job = await self.jobs.get(pressed.job_id) if pressed else None
+        if pressed is None or job is None or job.state != JobState.DELIVERED:
+            return text(user.language, "button_expired")
+        if job.user_id != user.id:
+            return text(user.language, "button_not_yours")
+        if pressed.action == "send":
+            record = await self.media.for_job(job.id)
+            if record is None:
+                return text(user.language, "button_expired")
+            await self.messenger.send_video_by_id(
+                user.chat_id, record.file_id, views.caption(job), views.after_delivery(job)
+            )
+            return None
+        path = output_path(self.data_dir, job.id)
+        if not path.is_file():
+            return text(user.language, "output_gone")
+        try:
+            async with self.messenger.chat_action(user.chat_id, "upload_document"):
+                await self.messenger.send_video(
+                    user.chat_id,
+                    path,
+                    caption=views.caption(job),
+                    width=None,
+                    height=None,
+                    duration=None,
+                    as_document=True,
+                )
+        except MessengerError as exc:
+            log.warning("job %s: sending as a file failed: %s", job.id, exc.kind)
+            return text(user.language, "failed_delivery_short")
+        return None
+
+    # --- admins -----------------------------------------------------------------------------
+
+    async def stats(self, user: ChatUser) -> bool:
+        """Numbers for admins; False (and nothing sent) for anyone else."""
+        if user.id not in self.admins:
+            return False
+        counts = await self.jobs.count_by_state()
+        users = await self.users.count()
+        spent = await self.credits.ledger.kept_since(self.credits.day_bounds()[0])
+        by_state = ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) or "—"
+        await self._send(
+            user,
+            text(
+                user.language,
+                "stats",
+                users=users,
+                jobs=by_state,
+                spent=spent,
+                provider=self.provider_name,
+            ),
+        )
+        return True
