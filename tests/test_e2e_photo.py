@@ -31,7 +31,14 @@ async def test_photo_with_caption_is_animated_and_delivered_once(
         card = tg.message(USER, card_id)
         assert card is not None and card.text is not None
         assert [c["command"] for c in tg.commands] == [
-            "start", "help", "status", "history", "credits", "models", "settings", "cancel"
+            "start",
+            "help",
+            "status",
+            "history",
+            "credits",
+            "models",
+            "settings",
+            "cancel",
         ]
         assert "10 credits" in card.text_plain and "9:16" in card.text_plain
         assert "zoom out" in card.text_plain
