@@ -21,7 +21,7 @@ from services.credits import Credits
 from services.delivery import Delivery
 from services.housekeeping import Housekeeping
 from services.poller import Poller, PollerConfig
-from services.providers.base import Provider
+from services.providers.base import Provider, ProviderSet
 from services.providers.fal import FalProvider
 from services.providers.local import LocalStudio
 from services.providers.muapi import MuapiProvider
@@ -50,7 +50,7 @@ class Services:
     settings: Settings
     db: Database
     http: httpx.AsyncClient
-    provider: Provider
+    providers: ProviderSet
     updates: UpdateRepository
     jobs: JobRepository
     studio: Studio
@@ -59,8 +59,14 @@ class Services:
     housekeeping: Housekeeping
 
 
-def make_provider(settings: Settings, http: httpx.AsyncClient) -> Provider:
-    """The backend chosen by the settings."""
+def make_providers(settings: Settings, http: httpx.AsyncClient) -> ProviderSet:
+    """The backend chosen by the settings, plus the local studio for free local work."""
+    local = LocalStudio(settings.data_dir, height=settings.local_studio_height)
+    main = _remote_provider(settings, http)
+    return ProviderSet(main=main or local, local=local)
+
+
+def _remote_provider(settings: Settings, http: httpx.AsyncClient) -> Provider | None:
     if settings.provider == "muapi" and settings.muapi_api_key is not None:
         return MuapiProvider(
             http,
@@ -76,7 +82,7 @@ def make_provider(settings: Settings, http: httpx.AsyncClient) -> Provider:
             rest_url=settings.fal_rest_url,
             timeout=settings.provider_timeout_seconds,
         )
-    return LocalStudio(settings.data_dir, height=settings.local_studio_height)
+    return None
 
 
 async def open_services(app: App, settings: Settings, clock: Clock = time.time) -> Services:
@@ -85,7 +91,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
     db = Database(settings.database_path)
     await db.open()
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=True)
-    provider = make_provider(settings, http)
+    providers = make_providers(settings, http)
     jobs = JobRepository(db, clock)
     users = UserRepository(db, clock)
     media = MediaRepository(db, clock)
@@ -110,7 +116,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         jobs=jobs,
         media=media,
         credits=credits,
-        provider=provider,
+        providers=providers,
         messenger=messenger,
         delivery=delivery,
         clock=clock,
@@ -132,7 +138,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         max_running=settings.max_running_jobs_per_user,
         credits=credits,
         messenger=messenger,
-        provider=provider,
+        providers=providers,
         data_dir=settings.data_dir,
         download_limit=settings.download_limit,
         clock=clock,
@@ -144,7 +150,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         users=users,
         credits=credits,
         messenger=messenger,
-        provider_name=provider.name,
+        provider_name=providers.main.name,
         data_dir=settings.data_dir,
         admins=frozenset(settings.admin_user_ids),
         clock=clock,
@@ -153,7 +159,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         settings=settings,
         db=db,
         http=http,
-        provider=provider,
+        providers=providers,
         updates=updates,
         jobs=jobs,
         studio=studio,
@@ -183,7 +189,7 @@ def build_application(settings: Settings, clock: Clock = time.time) -> App:
         app.job_queue.run_repeating(_housekeeping, interval=3600, first=60, name="housekeeping")
         log.info(
             "ready: provider=%s database=%s data=%s",
-            services.provider.name,
+            services.providers.main.name,
             settings.database_path,
             settings.data_dir,
         )
@@ -193,7 +199,7 @@ def build_application(settings: Settings, clock: Clock = time.time) -> App:
         if services is None:
             return
         await services.poller.stop()
-        await services.provider.close()
+        await services.providers.close()
         await services.http.aclose()
         await services.db.close()
 

@@ -15,6 +15,7 @@ class ModelKind(StrEnum):
     EXTEND_CHAINED = "extend-chained"
     VIDEO_TO_AUDIO = "video-to-audio"
     MUSIC = "music"
+    OWN_AUDIO = "own-audio"
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,31 @@ MODELS: tuple[Model, ...] = (
     ),
     # muapi.ai — one key, many vendors. Endpoints and fields: providers.md §1.4–1.6.
     Model(
+        "studio-extend",
+        "local",
+        ModelKind.EXTEND_BY_CLIP,
+        "Studio extend",
+        "extend",
+        (3, 5),
+        (),
+        {3: 10, 5: 10},
+        (5, 40),
+    ),
+    Model(
+        "studio-music",
+        "local",
+        ModelKind.VIDEO_TO_AUDIO,
+        "Studio soundtrack",
+        "music",
+        (0,),
+        (),
+        {0: 10},
+        (5, 30),
+    ),
+    Model(
+        "studio-mix", "local", ModelKind.OWN_AUDIO, "Your audio", "mix", (0,), (), {0: 0}, (5, 30)
+    ),
+    Model(
         "muapi-kling-2.1-pro",
         "muapi",
         I2V,
@@ -95,7 +121,8 @@ MODELS: tuple[Model, ...] = (
         WIDE,
         STANDARD,
         (90, 240),
-        fields={"image": "images_list"},
+        # Its results can be continued on muapi by request id (no re-upload).
+        fields={"image": "images_list", "chains_to": "muapi-seedance-2-extend"},
     ),
     Model(
         "muapi-wan-2.5",
@@ -314,6 +341,12 @@ def fallback_after(model: Model) -> Model | None:
     offered = models_for(model.provider, model.kind)
     position = offered.index(model)
     return offered[position + 1] if position + 1 < len(offered) else None
+
+
+def chained_extend_for(model: Model) -> Model | None:
+    """The model that continues ``model``'s own results on the provider, if there is one."""
+    key = model.fields.get("chains_to")
+    return get_model(key) if isinstance(key, str) else None
 
 
 def pick_model(provider: str, kind: ModelKind, preferred: str | None, quality: str) -> Model:

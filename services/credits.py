@@ -68,15 +68,3 @@ class Credits:
         """Hold the job's cost; raises QuotaExceeded when the allowance is short."""
         await self.check(job.user_id, job.cost)
         await self.ledger.add(job.user_id, job.id, "reserve", job.cost, "submit")
-
-    async def keep(self, job: Job) -> None:
-        """The job succeeded: the reservation is spent for good."""
-        await self.ledger.add(job.user_id, job.id, "keep", job.cost, "delivered")
-
-    async def refund(self, job: Job, reason: str) -> bool:
-        """Give the reservation back; True if this call refunded it (never twice)."""
-        entries = await self.ledger.entries(job.id)
-        kinds = {kind for kind, _ in entries}
-        if "reserve" not in kinds or "keep" in kinds:
-            return False
-        return await self.ledger.add(job.user_id, job.id, "refund", job.cost, reason)

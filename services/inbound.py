@@ -30,6 +30,25 @@ IMAGE_TYPES = {
 }
 
 
+MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+    ".ogg": "audio/ogg",
+    ".oga": "audio/ogg",
+    ".mp3": "audio/mpeg",
+    ".m4a": "audio/mp4",
+    ".wav": "audio/wav",
+}
+
+
+def content_type_of(path: Path) -> str:
+    """The MIME type for a file we saved (we chose its suffix ourselves)."""
+    suffix = path.suffix.lower()
+    images = {ext: kind for kind, ext in IMAGE_TYPES.items()}
+    return images.get(suffix) or MEDIA_TYPES.get(suffix, "application/octet-stream")
+
+
 @dataclass(frozen=True)
 class InboundImage:
     """A photo, or an image sent as a file, as Telegram describes it."""

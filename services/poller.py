@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from services import views
 from services.alerts import Alerts
@@ -30,9 +31,15 @@ from services.errors import (
     StudioError,
     TransferError,
 )
-from services.inbound import IMAGE_TYPES
-from services.jobs import Job, JobState
-from services.providers.base import JobSpec, Provider, ProviderState, ProviderStatus, Submission
+from services.inbound import content_type_of
+from services.jobs import Job, JobKind, JobState
+from services.providers.base import (
+    JobSpec,
+    ProviderSet,
+    ProviderState,
+    ProviderStatus,
+    Submission,
+)
 from services.storage.repositories import Clock, JobRepository, MediaRecord, MediaRepository
 from services.telegram_edge import Keyboard, Messenger
 from services.texts import text
@@ -70,7 +77,7 @@ class Poller:
         jobs: JobRepository,
         media: MediaRepository,
         credits: Credits,
-        provider: Provider,
+        providers: ProviderSet,
         messenger: Messenger,
         delivery: Delivery,
         config: PollerConfig,
@@ -81,7 +88,7 @@ class Poller:
         self.jobs = jobs
         self.media = media
         self.credits = credits
-        self.provider = provider
+        self.providers = providers
         self.messenger = messenger
         self.delivery = delivery
         self.config = config
@@ -206,7 +213,7 @@ class Poller:
             },
         )
         try:
-            submission = await self.provider.submit(spec)
+            submission = await self.providers.get(job.provider).submit(spec)
         except ProviderTransient as exc:
             if exc.reached:
                 await self._fail(await self._reload(job), S.UNKNOWN, "unknown")
@@ -233,20 +240,27 @@ class Poller:
         if not moved:
             # Canceled while the submit was in flight: stop it on the provider too.
             with contextlib.suppress(StudioError):
-                await self.provider.cancel(submission)
+                await self.providers.get(job.provider).cancel(submission)
             return None
-        log.info("job %s submitted to %s as %s", job.id, self.provider.name, submission.external_id)
+        log.info("job %s submitted to %s as %s", job.id, job.provider, submission.external_id)
         await self._show_status(await self._reload(job), force=True)
         return min(self.config.poll_interval, 2.0)
 
     async def _upload_inputs(self, job: Job) -> dict[str, str]:
-        if not job.input_path or not Path(job.input_path).is_file():
-            raise ProviderPermanent("the input file is gone", reason="failed_media")
-        path = Path(job.input_path)
-        content_type = next(
-            (t for t, ext in IMAGE_TYPES.items() if ext == path.suffix), "image/jpeg"
-        )
-        return {"image": await self.provider.upload(path, content_type)}
+        """Upload the job's files (the bytes, never a Telegram URL) under their roles."""
+        if job.params.get("source_request_id"):
+            return {"chained": "1"}  # the provider continues its own earlier result
+        provider = self.providers.get(job.provider)
+        files = {"image" if job.kind == JobKind.ANIMATE else "video": job.input_path}
+        if job.params.get("audio_path"):
+            files["audio"] = str(job.params["audio_path"])
+        inputs: dict[str, str] = {}
+        for role, name in files.items():
+            if not name or not Path(name).is_file():
+                raise ProviderPermanent("an input file is gone", reason="failed_media")
+            path = Path(name)
+            inputs[role] = await provider.upload(path, content_type_of(path))
+        return inputs
 
     async def _retry_submit_later(self, job: Job, exc: ProviderTransient) -> float | None:
         """The provider surely did not take the job: try again later, a few times at most."""
@@ -272,7 +286,7 @@ class Poller:
             params["duration"] = min(following.durations, key=lambda d: abs(d - job.duration))
         if following.aspects and job.aspect not in following.aspects:
             params["aspect"] = following.aspects[0]
-        changes = {"model": following.key, "params": params, "attempts": 0}
+        changes: dict[str, Any] = {"model": following.key, "params": params, "attempts": 0}
         if job.state == S.SUBMITTING:
             if not await self.jobs.transition(job.id, S.SUBMITTING, S.QUEUED, **changes):
                 return False
@@ -287,7 +301,7 @@ class Poller:
     async def _provider_failed(self, job: Job, exc: ProviderPermanent) -> None:
         """A permanent provider error: alert the operator if it is theirs, then end the job."""
         if self.alerts is not None and exc.reason in ("out_of_credit", "auth"):
-            await self.alerts.provider_problem(self.provider.name, exc.reason)
+            await self.alerts.provider_problem(job.provider, exc.reason)
         key, params = self._reason(exc)
         await self._fail(job, S.FAILED, key, params=params)
 
@@ -301,7 +315,8 @@ class Poller:
             await self._fail(job, S.TIMED_OUT, "timed_out")
             return None
         try:
-            status = await self.provider.poll(Submission(job.external_id or "", job.provider_data))
+            provider = self.providers.get(job.provider)
+            status = await provider.poll(Submission(job.external_id or "", job.provider_data))
         except ProviderTransient as exc:
             await self.jobs.update(job.id, poll_errors=job.poll_errors + 1)
             return exc.retry_after or self.config.poll_interval
@@ -362,7 +377,7 @@ class Poller:
         dest = folder / "output.mp4"
         for attempt in range(self.config.download_attempts):
             try:
-                await self.provider.fetch_output(
+                await self.providers.get(job.provider).fetch_output(
                     job.output_url or "", dest, self.config.output_limit
                 )
                 break
@@ -400,7 +415,9 @@ class Poller:
             await self._fail(job, S.FAILED, "failed_delivery", notify=False)
             return None
         now = self.clock()
-        await self.jobs.transition(job.id, S.DELIVERING, S.DELIVERED, finished_at=now)
+        await self.jobs.transition(
+            job.id, S.DELIVERING, S.DELIVERED, settle="keep", finished_at=now
+        )
         info = outcome.info
         await self.media.add(
             MediaRecord(
@@ -416,7 +433,6 @@ class Poller:
             ),
             outcome.sent.file_unique_id,
         )
-        await self.credits.keep(job)
         log.info("job %s delivered", job.id)
         if outcome.path is not None:
             # Kept a day for "As file"; housekeeping removes it after that.
@@ -445,13 +461,12 @@ class Poller:
     ) -> None:
         """End a job without a video: record it, refund, and tell the user what happened."""
         moved = await self.jobs.transition(
-            job.id, job.state, state, finished_at=self.clock(), error=reason_key
+            job.id, job.state, state, settle="refund", finished_at=self.clock(), error=reason_key
         )
         if not moved:
             return
         ended = await self._reload(job)
-        refunded = await self.credits.refund(ended, reason=state.value)
-        log.info("job %s ended %s (%s); refunded=%s", job.id, state.value, reason_key, refunded)
+        log.info("job %s ended %s (%s); refunded", job.id, state.value, reason_key)
         if notify:
             body, keyboard = views.failure(ended, reason_key, **(params or {}))
             with contextlib.suppress(MessengerError):
@@ -462,13 +477,17 @@ class Poller:
     async def _cancel_remote(self, job: Job) -> None:
         if job.external_id:
             with contextlib.suppress(StudioError):
-                await self.provider.cancel(Submission(job.external_id, job.provider_data))
+                await self.providers.get(job.provider).cancel(
+                    Submission(job.external_id, job.provider_data)
+                )
 
     async def _clean(self, job: Job) -> None:
         await asyncio.to_thread(shutil.rmtree, self._job_folder(job), True)
         if job.external_id:
             with contextlib.suppress(StudioError, OSError):
-                await self.provider.discard(Submission(job.external_id, job.provider_data))
+                await self.providers.get(job.provider).discard(
+                    Submission(job.external_id, job.provider_data)
+                )
 
     @staticmethod
     def _reason(exc: ProviderPermanent) -> tuple[str, dict[str, object]]:

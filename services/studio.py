@@ -28,7 +28,7 @@ from services.intents import (
 )
 from services.jobs import ACTIVE_STATES, Job, JobKind, JobState
 from services.preferences import Preferences
-from services.providers.base import Provider, Submission
+from services.providers.base import ProviderSet, Submission
 from services.safety import screen
 from services.storage.repositories import Clock, JobRepository, UserRepository
 from services.telegram_edge import Messenger
@@ -60,7 +60,7 @@ class Studio:
         users: UserRepository,
         credits: Credits,
         messenger: Messenger,
-        provider: Provider,
+        providers: ProviderSet,
         data_dir: Path,
         download_limit: int,
         clock: Clock,
@@ -70,7 +70,7 @@ class Studio:
         self.users = users
         self.credits = credits
         self.messenger = messenger
-        self.provider = provider
+        self.providers = providers
         self.inbound_dir = data_dir / "inbound"
         self.download_limit = download_limit
         self.clock = clock
@@ -147,7 +147,9 @@ class Studio:
         path: Path,
         prefs: Preferences,
     ) -> Job:
-        model = pick_model(self.provider.name, ModelKind.IMAGE_TO_VIDEO, prefs.model, prefs.quality)
+        model = pick_model(
+            self.providers.main.name, ModelKind.IMAGE_TO_VIDEO, prefs.model, prefs.quality
+        )
         prompt = without_commands(caption)
         wish = parse_animation(prompt)
         params: dict[str, object] = {"motion": wish.motion, "as_file": prefs.as_file}
@@ -166,7 +168,7 @@ class Studio:
             chat_id=user.chat_id,
             kind=JobKind.ANIMATE,
             state=S.DRAFT,
-            provider=self.provider.name,
+            provider=model.provider,
             model=model.key,
             prompt=prompt,
             params=params,
@@ -373,14 +375,20 @@ class Studio:
         if job.state not in (S.DRAFT, S.QUEUED, S.SUBMITTING, S.RUNNING):
             return text(job.language, "already_started" if job.active else "button_expired")
         moved = await self.jobs.transition(
-            job.id, job.state, S.CANCELED, finished_at=self.clock(), error="canceled"
+            job.id,
+            job.state,
+            S.CANCELED,
+            settle="refund",
+            finished_at=self.clock(),
+            error="canceled",
         )
         if not moved:
             return text(job.language, "already_started")
         if job.external_id:
             with contextlib.suppress(StudioError):
-                await self.provider.cancel(Submission(job.external_id, job.provider_data))
-        await self.credits.refund(job, reason="canceled")
+                await self.providers.get(job.provider).cancel(
+                    Submission(job.external_id, job.provider_data)
+                )
         log.info("job %s canceled by the user", job.id)
         message_id = job.status_message_id or job.card_message_id
         if message_id is not None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import string
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from services.credits import Credits
 from services.jobs import Job, JobKind, JobState
 from services.storage.db import Database
-from services.storage.repositories import LedgerRepository
+from services.storage.repositories import JobRepository, LedgerRepository
 from services.texts import TEXTS
 from tests.conftest import (
     OTHER_USER,
@@ -150,22 +151,30 @@ async def test_allowance_resets_at_midnight_in_the_operators_time_zone(tmp_path:
         zone=zone,
         admins=frozenset({7}),
     )
-    job = Job(
-        id=1,
-        user_id=1,
-        chat_id=1,
-        kind=JobKind.ANIMATE,
-        state=JobState.QUEUED,
-        provider="local",
-        model="studio-motion",
-        cost=490,
-    )
-    await db.execute(
-        "INSERT INTO jobs (id, user_id, chat_id, kind, state, provider, model, created_at, "
-        "updated_at) VALUES (1, 1, 1, 'animate', 'queued', 'local', 'studio-motion', 0, 0)"
+    jobs = JobRepository(db, lambda: now[0])
+    job, _ = await jobs.create(
+        Job(
+            id=0,
+            user_id=1,
+            chat_id=1,
+            kind=JobKind.ANIMATE,
+            state=JobState.DRAFT,
+            provider="local",
+            model="studio-motion",
+            cost=490,
+        )
     )
     await credits.reserve(job)
-    await credits.keep(job)
+    path = [
+        JobState.QUEUED,
+        JobState.SUBMITTING,
+        JobState.RUNNING,
+        JobState.DOWNLOADING,
+        JobState.DELIVERING,
+    ]
+    for src, dst in pairwise([JobState.DRAFT, *path]):
+        assert await jobs.transition(job.id, src, dst)
+    assert await jobs.transition(job.id, JobState.DELIVERING, JobState.DELIVERED, settle="keep")
     allowance = await credits.allowance(1)
     assert allowance.available == 10
     assert datetime.fromtimestamp(allowance.resets_at, zone) == datetime(
@@ -174,8 +183,7 @@ async def test_allowance_resets_at_midnight_in_the_operators_time_zone(tmp_path:
     now[0] = datetime(2026, 3, 29, 0, 10, tzinfo=zone).timestamp()
     assert (await credits.allowance(1)).available == 500
     assert (await credits.allowance(7)).unlimited  # admins
-    # A refund is never given twice, and never after a keep.
-    assert not await credits.refund(job, "late")
+    assert await credits.ledger.entries(job.id) == [("reserve", 490), ("keep", 490)]
     await db.close()
 
 

@@ -159,3 +159,24 @@ async def test_housekeeping_forgets_old_update_ids_and_unused_inputs(tmp_path: P
     assert not await updates.seen(1) and await updates.seen(2)
     assert not old.exists() and kept.exists()
     await db.close()
+
+
+async def test_settling_happens_with_the_transition_and_only_once(tmp_path: Path) -> None:
+    from services.storage.repositories import LedgerRepository
+
+    db = Database(tmp_path / "s.db")
+    await db.open()
+    repo, ledger = JobRepository(db, lambda: 5.0), LedgerRepository(db, lambda: 5.0)
+    job, _ = await repo.create(draft(None))
+    await ledger.add(job.user_id, job.id, "reserve", 100, "submit")
+    assert await repo.transition(job.id, S.DRAFT, S.QUEUED)
+    # A lost race settles nothing; the winner refunds exactly once.
+    assert not await repo.transition(job.id, S.RUNNING, S.FAILED, settle="refund")
+    assert await ledger.entries(job.id) == [("reserve", 100)]
+    assert await repo.transition(job.id, S.QUEUED, S.CANCELED, settle="refund")
+    assert await ledger.entries(job.id) == [("reserve", 100), ("refund", 100)]
+    # A job never reserved (a free one) gets no ledger entry at all.
+    free, _ = await repo.create(draft(None))
+    assert await repo.transition(free.id, S.DRAFT, S.CANCELED, settle="refund")
+    assert await ledger.entries(free.id) == []
+    await db.close()

@@ -18,7 +18,13 @@ from services.delivery import Delivery
 from services.errors import ProviderTransient
 from services.jobs import Job, JobKind, JobState
 from services.poller import Poller, PollerConfig
-from services.providers.base import JobSpec, ProviderState, ProviderStatus, Submission
+from services.providers.base import (
+    JobSpec,
+    ProviderSet,
+    ProviderState,
+    ProviderStatus,
+    Submission,
+)
 from services.storage.db import Database
 from services.storage.repositories import (
     JobRepository,
@@ -114,7 +120,7 @@ class World:
             jobs=self.jobs,
             media=MediaRepository(self.db, self.clock),
             credits=self.credits,
-            provider=provider,
+            providers=ProviderSet(main=provider, local=provider),  # type: ignore[arg-type]
             messenger=self.messenger,
             delivery=Delivery(self.messenger, upload_limit=50_000_000, local_mode=False),
             config=PollerConfig(**values),  # type: ignore[arg-type]

@@ -92,3 +92,22 @@ class Provider(Protocol):
     async def close(self) -> None:
         """Release clients and background work."""
         ...
+
+
+@dataclass
+class ProviderSet:
+    """The provider in use, and the local studio for what is always done here (mixing a
+    user's own audio costs nothing and needs no AI model)."""
+
+    main: Provider
+    local: Provider
+
+    def get(self, name: str) -> Provider:
+        """The provider a job was made for."""
+        return self.local if name == self.local.name else self.main
+
+    async def close(self) -> None:
+        """Close both (once if they are the same)."""
+        await self.main.close()
+        if self.local is not self.main:
+            await self.local.close()

@@ -15,7 +15,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from services import media
+from services import media, media_effects
 from services.errors import MediaError, ProviderPermanent
 from services.providers.base import JobSpec, ProviderState, ProviderStatus, Submission
 
@@ -116,6 +116,29 @@ class LocalStudio:
                 duration=float(str(spec["duration"])),
                 aspect=str(spec["aspect"]),
                 height=self.height,
+                on_progress=on_progress,
+            )
+        elif endpoint == "extend":
+            await media_effects.extend_clip(
+                self._resolve(str(inputs["video"])),
+                output,
+                seconds=float(str(spec["duration"])),
+                effect=str(options.get("effect", "slow_tail")),
+                on_progress=on_progress,
+            )
+        elif endpoint == "music":
+            track = output.with_name("soundtrack.m4a")
+            video = self._resolve(str(inputs["video"]))
+            length = (await media.probe(video)).duration or 5.0
+            await media_effects.generate_soundtrack(
+                track, seconds=length, mood=str(options.get("mood", "calm"))
+            )
+            await media_effects.add_soundtrack(video, track, output, on_progress=on_progress)
+        elif endpoint == "mix":
+            await media_effects.add_soundtrack(
+                self._resolve(str(inputs["video"])),
+                self._resolve(str(inputs["audio"])),
+                output,
                 on_progress=on_progress,
             )
         else:

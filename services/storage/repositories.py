@@ -174,22 +174,47 @@ class JobRepository:
         return Job.from_row(row) if row else None
 
     async def transition(
-        self, job_id: int, src: JobState | Iterable[JobState], dst: JobState, **fields: Any
+        self,
+        job_id: int,
+        src: JobState | Iterable[JobState],
+        dst: JobState,
+        *,
+        settle: str | None = None,
+        **fields: Any,
     ) -> bool:
-        """Move a job from ``src`` to ``dst`` if it is still in ``src``; False if it was not."""
+        """Move a job from ``src`` to ``dst`` if it is still in ``src``; False if it was not.
+
+        ``settle`` ("keep" or "refund") settles the job's credit reservation in the same
+        transaction, so a crash can never leave a failed job charged or a delivered one free.
+        """
         sources = [src] if isinstance(src, JobState) else list(src)
         for s in sources:
             if not can_move(s, dst):
                 raise ValueError(f"illegal transition {s} -> {dst}")
-        fields["updated_at"] = self.clock()
+        if settle not in (None, "keep", "refund"):
+            raise ValueError(f"cannot settle with {settle!r}")
+        now = self.clock()
+        fields["updated_at"] = now
         assignments, values = _assignments(fields)
         marks = ", ".join("?" for _ in sources)
-        changed = await self.db.execute(
+        update = (
             f"UPDATE jobs SET state = ?, {assignments} "  # noqa: S608
-            f"WHERE id = ? AND state IN ({marks})",
-            [dst.value, *values, job_id, *(s.value for s in sources)],
+            f"WHERE id = ? AND state IN ({marks})"
         )
-        return changed == 1
+        params = [dst.value, *values, job_id, *(s.value for s in sources)]
+        async with self.db.transaction() as tx:
+            if await tx.execute(update, params) != 1:
+                return False
+            if settle:
+                # Settle only a reservation that exists and is not settled yet.
+                await tx.execute(
+                    "INSERT INTO ledger (user_id, job_id, entry, amount, reason, created_at) "
+                    "SELECT user_id, job_id, ?, amount, ?, ? FROM ledger "
+                    "WHERE job_id = ? AND entry = 'reserve' AND NOT EXISTS "
+                    "(SELECT 1 FROM ledger WHERE job_id = ? AND entry IN ('keep', 'refund'))",
+                    (settle, dst.value, now, job_id, job_id),
+                )
+        return True
 
     async def update(self, job_id: int, **fields: Any) -> None:
         """Set non-state columns."""
