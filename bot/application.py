@@ -136,6 +136,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         jobs=jobs,
         users=users,
         max_running=settings.max_running_jobs_per_user,
+        media=media,
         credits=credits,
         messenger=messenger,
         providers=providers,

@@ -55,6 +55,10 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(
         MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, messages.text)
     )
+    clips = filters.VIDEO | filters.ANIMATION | filters.Document.VIDEO
+    application.add_handler(MessageHandler(PRIVATE & clips, messages.clip))
+    sounds = filters.VOICE | filters.AUDIO | filters.Document.AUDIO
+    application.add_handler(MessageHandler(PRIVATE & sounds, messages.sound))
     application.add_handler(MessageHandler(PRIVATE & filters.COMMAND, messages.unknown_command))
     application.add_handler(MessageHandler(PRIVATE, messages.other))
     application.add_handler(CallbackQueryHandler(buttons.job, pattern=r"^j:"))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import Animation, Document, Message, Update, Video
 
 from handlers.context import StudioContext
-from services.inbound import InboundImage
+from services.inbound import InboundImage, InboundMedia
 
 
 async def photo(update: Update, context: StudioContext) -> None:
@@ -44,12 +44,60 @@ async def image_document(update: Update, context: StudioContext) -> None:
     )
 
 
+def clip_of(message: Message | None) -> InboundMedia | None:
+    """The video in a message: a video, an animation (GIF) or a video sent as a file."""
+    if message is None:
+        return None
+    item: Video | Animation | Document | None = message.video or message.animation
+    if (
+        item is None
+        and message.document
+        and (message.document.mime_type or "").startswith("video/")
+    ):
+        item = message.document
+    if item is None:
+        return None
+    mime = (getattr(item, "mime_type", None) or "video/mp4").lower()
+    return InboundMedia(item.file_id, item.file_unique_id, item.file_size, mime)
+
+
+async def clip(update: Update, context: StudioContext) -> None:
+    """A clip: extend it or add music, as the caption says (or ask)."""
+    message = update.effective_message
+    video = clip_of(message)
+    assert message is not None and video is not None
+    replied = message.reply_to_message.message_id if message.reply_to_message else None
+    await context.services.studio.clips.receive_clip(
+        context.user(update), message.message_id, video, message.caption, replied
+    )
+
+
+async def sound(update: Update, context: StudioContext) -> None:
+    """A voice note or audio: as a reply to a video, it becomes the clip's soundtrack."""
+    message = update.effective_message
+    assert message is not None
+    item = message.voice or message.audio or message.document
+    assert item is not None
+    mime = (getattr(item, "mime_type", None) or "audio/ogg").lower()
+    audio = InboundMedia(item.file_id, item.file_unique_id, item.file_size, mime)
+    await context.services.studio.clips.receive_audio(
+        context.user(update), message.message_id, audio, clip_of(message.reply_to_message)
+    )
+
+
 async def text(update: Update, context: StudioContext) -> None:
-    """Plain text: a prompt for a photo waiting for one, else a short hint."""
+    """Text: words for a video it replies to, a prompt for a waiting photo, or a hint."""
     message = update.effective_message
     assert message is not None and message.text is not None
     user = context.user(update)
-    reply_to = message.reply_to_message.message_id if message.reply_to_message else None
+    replied = message.reply_to_message
+    video = clip_of(replied)
+    if replied is not None and video is not None:
+        await context.services.studio.clips.receive_clip(
+            user, message.message_id, video, message.text, replied.message_id
+        )
+        return
+    reply_to = replied.message_id if replied else None
     if not await context.services.studio.describe(user, message.text, reply_to):
         await context.services.studio.say(user, "text_hint")
 

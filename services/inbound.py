@@ -112,3 +112,82 @@ async def fetch_image(
         dest.unlink(missing_ok=True)
         raise
     return dest, info
+
+
+VIDEO_TYPES = {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm"}
+AUDIO_TYPES = {
+    "audio/ogg": ".ogg",
+    "audio/mpeg": ".mp3",
+    "audio/mp4": ".m4a",
+    "audio/x-m4a": ".m4a",
+    "audio/aac": ".m4a",
+    "audio/wav": ".wav",
+    "audio/x-wav": ".wav",
+}
+MAX_CLIP_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class InboundMedia:
+    """A clip (video, animation, video file) or a sound (voice, audio), as Telegram describes it."""
+
+    file_id: str
+    file_unique_id: str
+    size: int | None
+    mime_type: str
+
+
+async def _fetch(
+    messenger: Messenger, item: InboundMedia, dest: Path, limit: int, too_big: str
+) -> None:
+    if item.size is not None and item.size > limit:
+        raise UserInputError(too_big, size=human_size(item.size), limit=human_size(limit))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        await messenger.download(item.file_id, dest, limit)
+    except MessengerError as exc:
+        if exc.kind == "too_large":
+            size = human_size(item.size or limit + 1)
+            raise UserInputError(too_big, size=size, limit=human_size(limit)) from exc
+        raise
+
+
+async def fetch_clip(
+    messenger: Messenger, clip: InboundMedia, folder: Path, limit: int
+) -> tuple[Path, media.MediaInfo]:
+    """Download and check a clip: a real video, not too long; the file name is ours."""
+    suffix = VIDEO_TYPES.get(clip.mime_type)
+    if suffix is None:
+        raise UserInputError("not_a_video")
+    dest = folder / f"{uuid.uuid4().hex}{suffix}"
+    await _fetch(messenger, clip, dest, limit, "clip_too_big")
+    try:
+        info = await media.probe(dest)
+    except MediaError as exc:
+        dest.unlink(missing_ok=True)
+        raise UserInputError("clip_unreadable") from exc
+    if not info.has_video or not info.duration or (info.video_codec or "") in IMAGE_CODECS:
+        dest.unlink(missing_ok=True)
+        raise UserInputError("clip_unreadable")
+    if info.duration > MAX_CLIP_SECONDS:
+        dest.unlink(missing_ok=True)
+        raise UserInputError("clip_too_long", seconds=int(info.duration), limit=MAX_CLIP_SECONDS)
+    return dest, info
+
+
+async def fetch_audio(messenger: Messenger, sound: InboundMedia, folder: Path, limit: int) -> Path:
+    """Download and check a voice note or audio file."""
+    suffix = AUDIO_TYPES.get(sound.mime_type)
+    if suffix is None:
+        raise UserInputError("audio_unreadable")
+    dest = folder / f"{uuid.uuid4().hex}{suffix}"
+    await _fetch(messenger, sound, dest, limit, "audio_too_big")
+    try:
+        info = await media.probe(dest)
+    except MediaError as exc:
+        dest.unlink(missing_ok=True)
+        raise UserInputError("audio_unreadable") from exc
+    if not info.has_audio:
+        dest.unlink(missing_ok=True)
+        raise UserInputError("audio_unreadable")
+    return dest

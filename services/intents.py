@@ -151,3 +151,58 @@ def without_commands(prompt: str) -> str:
     for phrase in SKIP_CONFIRM_WORDS:
         cleaned = re.sub(re.escape(phrase), "", cleaned, flags=re.IGNORECASE)
     return " ".join(cleaned.split()).strip(" ,.;!-")
+
+
+# What a clip's caption (or a reply to a video) asks for, per language; the earliest phrase wins.
+CLIP_WORDS: dict[str, tuple[str, ...]] = {
+    "extend": (
+        "longer",
+        "continue",
+        "extend",
+        "keep going",
+        "make it go on",
+        "more of this",
+        "продолж",
+        "длиннее",
+        "удлин",
+        "дальше",
+        "延长",
+        "继续",
+    ),
+    "music": (
+        "add music",
+        "music",
+        "soundtrack",
+        "audio",
+        "sound",
+        "song",
+        "score",
+        "музык",
+        "саундтрек",
+        "звук",
+        "песн",
+        "配乐",
+        "音乐",
+    ),
+}
+# Phrases that look like a request but ask for something new, not for this clip.
+NOT_CLIP_INTENT: tuple[str, ...] = (
+    "new video",
+    "make me a",
+    "generate an image",
+    "new image",
+    "another video",
+    "from scratch",
+    "новое видео",
+    "новую картинку",
+    "сгенерируй картинку",
+    "сделай мне",
+)
+
+
+def clip_intent(text: str | None) -> str | None:
+    """``extend``, ``music`` or None (ask) for what the user said about a clip."""
+    words = " ".join((text or "").lower().split())
+    if not words or any(phrase in words for phrase in NOT_CLIP_INTENT):
+        return None
+    return _first_match(words, CLIP_WORDS)

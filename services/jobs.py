@@ -60,6 +60,7 @@ class JobKind(StrEnum):
     ANIMATE = "animate"
     EXTEND = "extend"
     MUSIC = "music"
+    MIX = "mix"  # the user's own audio under a clip
 
 
 @dataclass

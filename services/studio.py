@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from services import views
 from services.catalogue import Model, ModelKind, get_model, models_for, pick_model
+from services.clips import Clips
 from services.credits import Credits
 from services.errors import MessengerError, QuotaExceeded, StudioError, UserInputError
 from services.inbound import InboundImage, fetch_image
@@ -30,7 +31,7 @@ from services.jobs import ACTIVE_STATES, Job, JobKind, JobState
 from services.preferences import Preferences
 from services.providers.base import ProviderSet, Submission
 from services.safety import screen
-from services.storage.repositories import Clock, JobRepository, UserRepository
+from services.storage.repositories import Clock, JobRepository, MediaRepository, UserRepository
 from services.telegram_edge import Messenger
 from services.texts import text
 
@@ -64,6 +65,7 @@ class Studio:
         data_dir: Path,
         download_limit: int,
         clock: Clock,
+        media: MediaRepository,
         max_running: int = 2,
     ) -> None:
         self.jobs = jobs
@@ -75,6 +77,7 @@ class Studio:
         self.download_limit = download_limit
         self.clock = clock
         self.max_running = max_running
+        self.clips = Clips(self, media, data_dir)
 
     async def say(
         self,
@@ -130,9 +133,9 @@ class Studio:
         else:
             job = existing
         if job.prompt and (prefs.skip_confirm or wants_no_confirmation(caption or "")):
-            await self._start_now(job, user, reply_to=message_id)
+            await self.start_now(job, user, reply_to=message_id)
         elif job.prompt:
-            await self._send_card(job, reply_to=message_id)
+            await self.send_card(job, reply_to=message_id)
         else:
             body, keyboard = views.ask_motion(job)
             mid = await self.messenger.send_text(user.chat_id, body, keyboard, reply_to=message_id)
@@ -180,13 +183,15 @@ class Studio:
             input_file_unique_id=image.file_unique_id,
         )
 
-    async def _send_card(self, job: Job, reply_to: int | None = None) -> None:
+    async def send_card(self, job: Job, reply_to: int | None = None) -> None:
+        """Show the confirm card for a draft."""
         allowance = await self.credits.allowance(job.user_id)
         body, keyboard = views.card(job, allowance.available)
         mid = await self.messenger.send_text(job.chat_id, body, keyboard, reply_to=reply_to)
         await self.jobs.update(job.id, card_message_id=mid)
 
-    async def _refresh_card(self, job: Job, message_id: int) -> None:
+    async def refresh_card(self, job: Job, message_id: int) -> None:
+        """Redraw a card after a change."""
         allowance = await self.credits.allowance(job.user_id)
         body, keyboard = views.card(job, allowance.available)
         await self.messenger.edit_text(job.chat_id, message_id, body, keyboard)
@@ -211,12 +216,12 @@ class Studio:
         await self.jobs.update(
             job.id, prompt=prompt, params=params, cost=model.cost(int(params["duration"]))
         )
-        fresh = await self._reload(job)
+        fresh = await self.reload(job)
         prefs = await self.preferences(user.id)
         if prefs.skip_confirm or wants_no_confirmation(words):
-            await self._start_now(fresh, user)
+            await self.start_now(fresh, user)
         else:
-            await self._send_card(fresh, reply_to=None)
+            await self.send_card(fresh, reply_to=None)
         return True
 
     async def _waiting_for_prompt(self, user: ChatUser, reply_to: int | None) -> Job | None:
@@ -243,10 +248,15 @@ class Studio:
             return await self._again(job)
         if pressed.action == "x":
             return await self._cancel(job, user)
+        if pressed.action in ("ext", "mus") and job.state == S.DELIVERED:
+            intent = "extend" if pressed.action == "ext" else "music"
+            return await self.clips.from_result(job, user, intent)
         if job.state != S.DRAFT:
             return text(lang, "already_started" if job.active else "button_expired")
-        if pressed.action == "go":
+        if pressed.action == "go" and not job.params.get("pick"):
             return await self._confirm(job, user, message_id)
+        if pressed.action == "k" and job.params.get("pick"):
+            return await self.clips.choose(job, user, pressed.arg or "", message_id)
         model = get_model(job.model)
         params = dict(job.params)
         if pressed.action == "m" and pressed.arg in MOTION_PRESETS:
@@ -267,7 +277,7 @@ class Studio:
             cost=model.cost(int(params["duration"])),
             card_message_id=message_id,
         )
-        await self._refresh_card(await self._reload(job), message_id)
+        await self.refresh_card(await self.reload(job), message_id)
         return None
 
     async def _confirm(self, job: Job, user: ChatUser, message_id: int | None) -> str | None:
@@ -295,17 +305,17 @@ class Studio:
         )
         if not moved:
             return text(job.language, "already_started")
-        body, keyboard = views.submitted(await self._reload(job))
+        body, keyboard = views.submitted(await self.reload(job))
         with contextlib.suppress(MessengerError):
             await self.messenger.edit_text(job.chat_id, message_id, body, keyboard)
         return None
 
-    async def _start_now(self, job: Job, user: ChatUser, reply_to: int | None = None) -> None:
+    async def start_now(self, job: Job, user: ChatUser, reply_to: int | None = None) -> None:
         """Submit without the card ("just do it", or the skip-confirmation setting)."""
         answer = await self._confirm(job, user, None)
         if answer == text(job.language, "busy_short"):
             # Too many running: the card lets them start this one later with one press.
-            await self._send_card(job, reply_to=reply_to)
+            await self.send_card(job, reply_to=reply_to)
         elif answer:
             await self.messenger.send_text(user.chat_id, answer, reply_to=reply_to)
 
@@ -351,10 +361,11 @@ class Studio:
             lease_until=None,
         )
         created, _ = await self.jobs.create(clone)
-        await self._send_card(created)
+        await self.send_card(created)
         return None
 
-    async def _reload(self, job: Job) -> Job:
+    async def reload(self, job: Job) -> Job:
+        """The job as it is in the database now."""
         fresh = await self.jobs.get(job.id)
         assert fresh is not None
         return fresh

@@ -43,12 +43,42 @@ TEXTS: dict[str, dict[str, str]] = {
             "or reply to this message with what should happen."
         ),
         "card": (
-            "<b>{what}</b> with {model}\n"
-            "Motion: {motion}\nLength: {duration} s · Shape: {aspect}\n"
-            "Prompt: <i>{prompt}</i>\n\n"
+            "<b>{what}</b> with {model}\n{details}\nPrompt: <i>{prompt}</i>\n\n"
             "This costs <b>{cost} credits</b> ({available} left today)."
         ),
+        "details_animate": "Motion: {motion}\nLength: {duration} s · Shape: {aspect}",
+        "details_extend": "Adds {duration} s · {effect}",
+        "details_extend_chained": "Continues this video on the provider: +{duration} s",
+        "details_music": "A generated soundtrack · mood: {mood}",
+        "details_music_ai": "Sound made to match the picture",
+        "details_mix": "Your audio under the clip",
+        "effect_slow_tail": "slow-motion tail",
+        "effect_boomerang": "boomerang",
+        "effect_hold_push": "hold and push in",
+        "mood_calm": "calm",
+        "mood_happy": "happy",
+        "mood_epic": "epic",
+        "mood_dark": "dark",
+        "mood_dreamy": "dreamy",
+        "ask_clip": "Got the clip. What should I do with it?",
+        "btn_extend": "➕ Extend",
+        "btn_music": "🎵 Add music",
+        "clip_too_big": (
+            "This clip is {size}, but I can only fetch files up to {limit} from Telegram. "
+            "Trim it or send it in 720p."
+        ),
+        "clip_too_long": (
+            "This clip is {seconds} s long; I work with clips up to {limit} s. Trim it."
+        ),
+        "clip_unreadable": "I couldn't read this clip. Send an MP4 video.",
+        "not_a_video": "This file is not a video I can use. Send an MP4 clip.",
+        "audio_too_big": "This audio is {size}; I can fetch up to {limit}. Send a shorter one.",
+        "audio_unreadable": "I couldn't read this audio. Send a voice note or an MP3/M4A/OGG file.",
+        "audio_needs_video": "Reply to a video with this audio and I'll put it under the clip.",
         "what_animate": "Animate photo",
+        "what_extend": "Extend clip",
+        "what_music": "Add sound",
+        "what_mix": "Your audio on the clip",
         "motion_zoom_in": "zoom in",
         "motion_zoom_out": "zoom out",
         "motion_pan_left": "pan left",
@@ -71,7 +101,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "status_very_slow": "This is taking longer than usual; I'm still on it.",
         "status_done": "Done in {elapsed}. ✓",
         "status_stopped": "Stopped: {reason}",
-        "caption": "{what} · {model} · {duration} s\n<i>{prompt}</i>",
+        "caption": "{what} · {model}{length}\n<i>{prompt}</i>",
+        "caption_length": " · {duration} s",
         "large_note": "This is a large file ({size}); it may take a moment to load.",
         "link_fallback": (
             "The video is ready but {reason}. Download it here (the link expires soon): {url}\n"

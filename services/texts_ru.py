@@ -32,12 +32,40 @@ RU: dict[str, str] = {
         "или ответьте на это сообщение, что должно происходить."
     ),
     "card": (
-        "<b>{what}</b>, модель {model}\n"
-        "Движение: {motion}\nДлина: {duration} с · Формат: {aspect}\n"
-        "Запрос: <i>{prompt}</i>\n\n"
+        "<b>{what}</b>, модель {model}\n{details}\nЗапрос: <i>{prompt}</i>\n\n"
         "Стоимость: <b>{cost} кредитов</b> (осталось сегодня: {available})."
     ),
+    "details_animate": "Движение: {motion}\nДлина: {duration} с · Формат: {aspect}",
+    "details_extend": "Добавит {duration} с · {effect}",
+    "details_extend_chained": "Продолжит это видео у провайдера: +{duration} с",
+    "details_music": "Сгенерированная музыка · настроение: {mood}",
+    "details_music_ai": "Звук, подобранный под картинку",
+    "details_mix": "Ваш звук под клипом",
+    "effect_slow_tail": "замедленный финал",
+    "effect_boomerang": "бумеранг",
+    "effect_hold_push": "стоп-кадр с наездом",
+    "mood_calm": "спокойное",
+    "mood_happy": "весёлое",
+    "mood_epic": "эпичное",
+    "mood_dark": "мрачное",
+    "mood_dreamy": "мечтательное",
+    "ask_clip": "Клип получил. Что с ним сделать?",
+    "btn_extend": "➕ Продлить",
+    "btn_music": "🎵 Добавить музыку",
+    "clip_too_big": (
+        "Клип весит {size}, а из Telegram я могу забрать не больше {limit}. "
+        "Обрежьте его или пришлите в 720p."
+    ),
+    "clip_too_long": "Клип длится {seconds} с; я работаю с клипами до {limit} с. Обрежьте его.",
+    "clip_unreadable": "Не могу прочитать этот клип. Пришлите видео MP4.",
+    "not_a_video": "Этот файл — не подходящее видео. Пришлите клип MP4.",
+    "audio_too_big": "Аудио весит {size}; я могу забрать до {limit}. Пришлите покороче.",
+    "audio_unreadable": "Не могу прочитать это аудио. Пришлите голосовое или MP3/M4A/OGG.",
+    "audio_needs_video": "Ответьте этим аудио на видео, и я подложу его под клип.",
     "what_animate": "Оживить фото",
+    "what_extend": "Продлить клип",
+    "what_music": "Добавить звук",
+    "what_mix": "Ваш звук на клипе",
     "motion_zoom_in": "наезд",
     "motion_zoom_out": "отъезд",
     "motion_pan_left": "панорама влево",
@@ -60,7 +88,8 @@ RU: dict[str, str] = {
     "status_very_slow": "Дольше обычного, но я слежу.",
     "status_done": "Готово за {elapsed}. ✓",
     "status_stopped": "Остановлено: {reason}",
-    "caption": "{what} · {model} · {duration} с\n<i>{prompt}</i>",
+    "caption": "{what} · {model}{length}\n<i>{prompt}</i>",
+    "caption_length": " · {duration} с",
     "large_note": "Большой файл ({size}), загрузка может занять время.",
     "link_fallback": (
         "Видео готово, но {reason}. Скачайте его по ссылке (она скоро истечёт): {url}\n"

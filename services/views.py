@@ -90,10 +90,8 @@ def card(job: Job, available: int) -> tuple[str, Keyboard]:
         "card",
         what=what(job),
         model=html.escape(model.title),
-        motion=motion_name(lang, str(job.params.get("motion", "zoom_in"))),
-        duration=job.duration,
-        aspect=job.aspect if model.aspects else text(lang, "aspect_as_photo"),
-        prompt=user_text(job.prompt or motion_name(lang, str(job.params.get("motion")))),
+        details=details(job),
+        prompt=user_text(job.prompt or default_prompt(job)),
         cost=job.cost,
         available=available if available < 10**8 else "∞",
     )
@@ -110,6 +108,53 @@ def card(job: Job, available: int) -> tuple[str, Keyboard]:
         keyboard.append(options)
     keyboard.append([(text(lang, "btn_cancel"), button(job.id, "x"))])
     return clip(body, TEXT_LIMIT), keyboard
+
+
+def details(job: Job) -> str:
+    """The card's middle lines: what exactly this kind of job will do."""
+    lang = job.language
+    model = get_model(job.model)
+    if job.kind == JobKind.ANIMATE:
+        return text(
+            lang,
+            "details_animate",
+            motion=motion_name(lang, str(job.params.get("motion", "zoom_in"))),
+            duration=job.duration,
+            aspect=job.aspect if model.aspects else text(lang, "aspect_as_photo"),
+        )
+    if job.kind == JobKind.EXTEND:
+        if job.params.get("source_request_id"):
+            return text(lang, "details_extend_chained", duration=job.duration)
+        effect = str(job.params.get("effect", "slow_tail"))
+        return text(
+            lang, "details_extend", duration=job.duration, effect=text(lang, f"effect_{effect}")
+        )
+    if job.kind == JobKind.MUSIC and model.provider == "local":
+        return text(
+            lang, "details_music", mood=text(lang, f"mood_{job.params.get('mood', 'calm')}")
+        )
+    if job.kind == JobKind.MUSIC:
+        return text(lang, "details_music_ai")
+    return text(lang, "details_mix")
+
+
+def default_prompt(job: Job) -> str:
+    """What to show when the user gave no words."""
+    if job.kind == JobKind.ANIMATE:
+        return motion_name(job.language, str(job.params.get("motion", "zoom_in")))
+    return "—"
+
+
+def ask_clip(job: Job) -> tuple[str, Keyboard]:
+    """For a clip without a caption: extend it or add music?"""
+    lang = job.language
+    return text(lang, "ask_clip"), [
+        [
+            (text(lang, "btn_extend"), button(job.id, "k", "extend")),
+            (text(lang, "btn_music"), button(job.id, "k", "music")),
+        ],
+        [(text(lang, "btn_cancel"), button(job.id, "x"))],
+    ]
 
 
 def ask_motion(job: Job) -> tuple[str, Keyboard]:
@@ -168,15 +213,11 @@ def caption(job: Job, note: str | None = None) -> str:
     """The delivered video's caption, within Telegram's 1024 characters."""
     model = get_model(job.model)
     lang = job.language
-    prompt = job.prompt or motion_name(lang, str(job.params.get("motion", "zoom_in")))
+    prompt = job.prompt or default_prompt(job)
     tail = f"\n\n{note}" if note else ""
+    length = text(lang, "caption_length", duration=job.duration) if job.duration else ""
     fixed = text(
-        lang,
-        "caption",
-        what=what(job),
-        model=html.escape(model.title),
-        duration=job.duration,
-        prompt="",
+        lang, "caption", what=what(job), model=html.escape(model.title), length=length, prompt=""
     )
     room = CAPTION_LIMIT - len(fixed) - len(tail) - 20
     body = text(
@@ -184,7 +225,7 @@ def caption(job: Job, note: str | None = None) -> str:
         "caption",
         what=what(job),
         model=html.escape(model.title),
-        duration=job.duration,
+        length=length,
         prompt=user_text(prompt, max(20, min(room, 300))),
     )
     return clip(body + tail, CAPTION_LIMIT)
@@ -208,7 +249,7 @@ def failure(job: Job, reason_key: str, **params: object) -> tuple[str, Keyboard]
     else:
         body = text(lang, "failed", reason=text(lang, reason_key, **params))
     keyboard: Keyboard = []
-    if job.kind == JobKind.ANIMATE and job.input_path and job.state != JobState.CANCELED:
+    if job.input_path and job.state != JobState.CANCELED:
         keyboard = [[(text(lang, "btn_try_again"), button(job.id, "again"))]]
     return body, keyboard
 
@@ -225,8 +266,12 @@ def after_delivery(job: Job) -> Keyboard:
     return [
         [
             (text(lang, "btn_again"), button(job.id, "again")),
+            (text(lang, "btn_extend"), button(job.id, "ext")),
+        ],
+        [
+            (text(lang, "btn_music"), button(job.id, "mus")),
             (text(lang, "btn_as_file"), button(job.id, "file", prefix="r")),
-        ]
+        ],
     ]
 
 

@@ -111,7 +111,7 @@ async def test_after_delivery_again_makes_a_new_card_and_as_file_sends_a_documen
         await make_video(tg, photo_bytes)
         video = tg.videos(USER)[0]
         labels = {b["text"]: b["callback_data"] for b in video.buttons}
-        assert set(labels) == {"↻ Again", "📎 As file"}
+        assert set(labels) == {"↻ Again", "➕ Extend", "🎵 Add music", "📎 As file"}
         tg.press_button(USER, video.message_id, labels["📎 As file"])
         await tg.wait_for(lambda: [m for m in tg.messages(USER) if m.kind == "document"])
         doc = next(m for m in tg.messages(USER) if m.kind == "document")

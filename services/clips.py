@@ -1,0 +1,230 @@
+"""Clips: extend a video, add sound to it, or put the user's own audio under it."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from services import views
+from services.catalogue import Model, ModelKind, chained_extend_for, get_model, models_for
+from services.errors import MessengerError, UserInputError
+from services.inbound import InboundMedia, fetch_audio, fetch_clip
+from services.intents import clip_intent, parse_animation, wants_no_confirmation, without_commands
+from services.jobs import Job, JobKind, JobState
+from services.media_effects import extend_effect_for, mood_for
+from services.safety import screen
+from services.storage.repositories import MediaRepository
+from services.texts import text
+
+if TYPE_CHECKING:
+    from services.studio import ChatUser, Studio
+
+S = JobState
+
+
+class Clips:
+    """The clip side of the studio; shares its drafts, cards and confirmations."""
+
+    def __init__(self, studio: Studio, media: MediaRepository, data_dir: Path) -> None:
+        self.studio = studio
+        self.media = media
+        self.outputs = data_dir / "outputs"
+
+    def _model(self, intent: str, source: Job | None) -> tuple[Model, dict[str, Any]]:
+        main = self.studio.providers.main.name
+        if intent == "extend":
+            if source is not None and source.provider == main and source.external_id:
+                chained = chained_extend_for(get_model(source.model))
+                if chained is not None:
+                    # The provider continues its own result: nothing to upload, no quality loss.
+                    return chained, {"source_request_id": source.external_id}
+            kind = ModelKind.EXTEND_BY_CLIP
+        else:
+            kind = ModelKind.VIDEO_TO_AUDIO
+        offered = models_for(main, kind) or models_for("local", kind)
+        return offered[0], {}
+
+    def _job(
+        self,
+        user: ChatUser,
+        message_id: int | None,
+        path: Path,
+        file_id: str | None,
+        prompt: str,
+        intent: str,
+        source: Job | None,
+    ) -> Job:
+        model, extra = self._model(intent, source)
+        wish = parse_animation(prompt)
+        duration = wish.duration if wish.duration in model.durations else model.durations[0]
+        params: dict[str, Any] = {"duration": duration, **extra}
+        if intent == "extend":
+            params["effect"] = extend_effect_for(prompt)
+        else:
+            params["mood"] = mood_for(prompt)
+        return Job(
+            id=0,
+            user_id=user.id,
+            chat_id=user.chat_id,
+            kind=JobKind.EXTEND if intent == "extend" else JobKind.MUSIC,
+            state=S.DRAFT,
+            provider=model.provider,
+            model=model.key,
+            prompt=prompt,
+            params=params,
+            cost=model.cost(duration),
+            language=user.language,
+            source_message_id=message_id,
+            input_path=str(path),
+            input_file_id=file_id,
+        )
+
+    async def receive_clip(
+        self,
+        user: ChatUser,
+        message_id: int,
+        clip: InboundMedia,
+        words: str | None,
+        replied_to: int | None,
+    ) -> None:
+        """A video (or a reply to one): extend it, add sound, or ask which."""
+        studio = self.studio
+        existing = await studio.jobs.by_source(user.chat_id, message_id)
+        if existing is not None and existing.card_message_id is not None:
+            return
+        refusal = screen(words or "")
+        if refusal:
+            await studio.say(user, refusal, reply_to=message_id)
+            return
+        prompt = without_commands(words or "")
+        if existing is None:
+            try:
+                path, _ = await fetch_clip(
+                    studio.messenger, clip, studio.inbound_dir, studio.download_limit
+                )
+            except UserInputError as exc:
+                await studio.say(user, exc.key, reply_to=message_id, params=exc.params)
+                return
+            intent = clip_intent(prompt)
+            source = await self._delivered_job(user, replied_to)
+            draft = self._job(
+                user, message_id, path, clip.file_id, prompt, intent or "extend", source
+            )
+            if intent is None:
+                draft.params["pick"] = True
+                draft.params["source_job"] = source.id if source else None
+            job, created = await studio.jobs.create(draft)
+            if not created:
+                path.unlink(missing_ok=True)
+        else:
+            job = existing
+        if job.params.get("pick"):
+            body, keyboard = views.ask_clip(job)
+            mid = await studio.messenger.send_text(
+                user.chat_id, body, keyboard, reply_to=message_id
+            )
+            await studio.jobs.update(job.id, card_message_id=mid)
+            return
+        prefs = await studio.preferences(user.id)
+        if prefs.skip_confirm or wants_no_confirmation(words or ""):
+            await studio.start_now(job, user, reply_to=message_id)
+        else:
+            await studio.send_card(job, reply_to=message_id)
+
+    async def _delivered_job(self, user: ChatUser, message_id: int | None) -> Job | None:
+        """The bot's own job behind a message the user replied to, if it was ours."""
+        if message_id is None:
+            return None
+        record = await self.media.by_message(user.chat_id, message_id)
+        if record is None or record.job_id is None:
+            return None
+        job = await self.studio.jobs.get(record.job_id)
+        return job if job is not None and job.user_id == user.id else None
+
+    async def choose(self, job: Job, user: ChatUser, intent: str, message_id: int) -> str | None:
+        """The Extend / Add music buttons on a clip sent without words."""
+        if intent not in ("extend", "music") or not job.input_path:
+            return text(user.language, "button_expired")
+        source_id = job.params.get("source_job")
+        source = await self.studio.jobs.get(int(source_id)) if source_id else None
+        fresh = self._job(
+            user, None, Path(job.input_path), job.input_file_id, job.prompt, intent, source
+        )
+        await self.studio.jobs.update(
+            job.id,
+            kind=fresh.kind,
+            provider=fresh.provider,
+            model=fresh.model,
+            params=fresh.params,
+            cost=fresh.cost,
+            card_message_id=message_id,
+        )
+        await self.studio.refresh_card(await self.studio.reload(job), message_id)
+        return None
+
+    async def from_result(self, job: Job, user: ChatUser, intent: str) -> str | None:
+        """Extend / Add music under a delivered video: a new draft made from that result."""
+        folder = self.studio.inbound_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{uuid.uuid4().hex}.mp4"
+        kept = self.outputs / f"{job.id}.mp4"
+        if kept.is_file():
+            await asyncio.to_thread(shutil.copyfile, kept, path)
+        else:
+            record = await self.media.for_job(job.id)
+            if record is None:
+                return text(user.language, "button_expired")
+            try:
+                await self.studio.messenger.download(
+                    record.file_id, path, self.studio.download_limit
+                )
+            except MessengerError:
+                return text(user.language, "output_gone")
+        draft = self._job(user, None, path, None, "", intent, job)
+        created, _ = await self.studio.jobs.create(draft)
+        await self.studio.send_card(created)
+        return None
+
+    async def receive_audio(
+        self, user: ChatUser, message_id: int, sound: InboundMedia, video: InboundMedia | None
+    ) -> None:
+        """A voice note or audio sent as a reply to a video: mix it in, locally and free."""
+        studio = self.studio
+        if video is None:
+            await studio.say(user, "audio_needs_video", reply_to=message_id)
+            return
+        if await studio.jobs.by_source(user.chat_id, message_id) is not None:
+            return
+        try:
+            clip_path, _ = await fetch_clip(
+                studio.messenger, video, studio.inbound_dir, studio.download_limit
+            )
+            audio_path = await fetch_audio(
+                studio.messenger, sound, studio.inbound_dir, studio.download_limit
+            )
+        except UserInputError as exc:
+            await studio.say(user, exc.key, reply_to=message_id, params=exc.params)
+            return
+        model = get_model("studio-mix")
+        job, created = await studio.jobs.create(
+            Job(
+                id=0,
+                user_id=user.id,
+                chat_id=user.chat_id,
+                kind=JobKind.MIX,
+                state=S.DRAFT,
+                provider=model.provider,
+                model=model.key,
+                params={"duration": 0, "audio_path": str(audio_path)},
+                cost=0,
+                language=user.language,
+                source_message_id=message_id,
+                input_path=str(clip_path),
+                input_file_id=video.file_id,
+            )
+        )
+        if created:
+            await studio.start_now(job, user, reply_to=message_id)
