@@ -189,3 +189,29 @@ async def test_oversize_and_fake_clips_get_clear_answers(tg: FakeTelegram, tmp_p
         tg.user_message(USER, video=b"just text, not a video", caption="extend")
         await tg.wait_for(lambda: "couldn't read this clip" in plain(tg))
         assert await services_of(app).jobs.count_by_state() == {}
+
+
+async def test_add_music_on_muapi_uploads_the_clip_to_mmaudio(
+    tg: FakeTelegram, tmp_path: Path, clip_bytes: bytes
+) -> None:
+    out = tmp_path / "scored.mp4"
+    out.write_bytes(make_video(tmp_path / "src.mp4", seconds=2.0, audio=True).read_bytes())
+    async with FakeMuapi(api_key=MUAPI_KEY) as muapi:
+        muapi.scenario = Scenario(output=out, polls_before_done=1)
+        settings = make_settings(tg, tmp_path, muapi_api_key=MUAPI_KEY, muapi_base_url=muapi.root)
+        async with running_bot(settings) as app:
+            msg = tg.user_message(
+                USER, video=clip_bytes, video_meta=(320, 240, 2), caption="add music"
+            )
+            card_id = await reply_to(tg, msg)
+            assert "50 credits" in (tg.message(USER, card_id).text_plain or "")
+            tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+            info = await delivered_info(tg, tmp_path)
+            (job,) = await services_of(app).jobs.for_user(USER, [JobState.DELIVERED])
+            entries = await services_of(app).studio.credits.ledger.entries(job.id)
+        (submit,) = muapi.accepted_submits()
+        assert submit.endpoint == "mmaudio-v2/video-to-video"
+        assert submit.payload["video_url"] == muapi.uploads[0].url
+        assert muapi.uploads[0].sha256 == hashlib.sha256(clip_bytes).hexdigest()
+        assert muapi.requests_containing(tg.token) == []
+    assert info.has_audio and entries == [("reserve", 50), ("keep", 50)]
