@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,6 +21,7 @@ from services.alerts import Alerts
 from services.catalogue import fallback_after, get_model
 from services.credits import Credits
 from services.delivery import Delivery
+from services.endings import Endings, failure_reason
 from services.errors import (
     MediaError,
     MessengerError,
@@ -41,13 +40,12 @@ from services.providers.base import (
     Submission,
 )
 from services.storage.repositories import Clock, JobRepository, MediaRecord, MediaRepository
-from services.telegram_edge import Keyboard, Messenger
+from services.telegram_edge import Messenger
 from services.texts import text
 
 log = logging.getLogger(__name__)
 
 S = JobState
-CONTENT_WORDS = ("content policy", "nsfw", "safety", "moderation", "inappropriate", "sensitive")
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,15 @@ class Poller:
         self.config = config
         self.clock = clock
         self.owner = owner
-        self.alerts = alerts
+        self.endings = Endings(
+            jobs=jobs,
+            messenger=messenger,
+            providers=providers,
+            alerts=alerts,
+            work_dir=config.work_dir,
+            edit_interval=config.edit_interval,
+            clock=clock,
+        )
         self._inflight: dict[int, asyncio.Task[None]] = {}
 
     @property
@@ -165,7 +171,7 @@ class Poller:
             return
         await self.jobs.update(job.id, poll_errors=fresh.poll_errors + 1)
         if fresh.poll_errors + 1 >= self.config.max_errors:
-            await self._fail(fresh, S.FAILED, "failed_media")
+            await self.endings.fail(fresh, S.FAILED, "failed_media")
 
     async def _step(self, job: Job) -> float | None:
         """Do the next thing for ``job``; return seconds until it is due again (0 = now)."""
@@ -174,7 +180,7 @@ class Poller:
         if job.state == S.SUBMITTING:
             # We crashed (or lost the lease) mid-submit: the provider may have the job and may
             # bill for it, so it is never sent again.
-            await self._fail(job, S.UNKNOWN, "unknown")
+            await self.endings.fail(job, S.UNKNOWN, "unknown")
             return None
         if job.state == S.RUNNING:
             return await self._poll(job)
@@ -195,7 +201,7 @@ class Poller:
                 await self.jobs.update(job.id, attempts=job.attempts + 1)
                 return await self._retry_submit_later(await self._reload(job), exc)
             except ProviderPermanent as exc:
-                await self._provider_failed(job, exc)
+                await self.endings.provider_failed(job, exc)
                 return None
             await self.jobs.update(job.id, provider_data={**job.provider_data, "inputs": inputs})
         if not await self.jobs.transition(
@@ -216,7 +222,7 @@ class Poller:
             submission = await self.providers.get(job.provider).submit(spec)
         except ProviderTransient as exc:
             if exc.reached:
-                await self._fail(await self._reload(job), S.UNKNOWN, "unknown")
+                await self.endings.fail(await self._reload(job), S.UNKNOWN, "unknown")
                 return None
             await self.jobs.transition(job.id, S.SUBMITTING, S.QUEUED)
             return await self._retry_submit_later(await self._reload(job), exc)
@@ -224,7 +230,7 @@ class Poller:
             fresh = await self._reload(job)
             if exc.reason == "model_unavailable" and await self._fall_back(fresh):
                 return 0
-            await self._provider_failed(fresh, exc)
+            await self.endings.provider_failed(fresh, exc)
             return None
         now = self.clock()
         data = {**job.provider_data, "inputs": inputs, **submission.data}
@@ -243,7 +249,7 @@ class Poller:
                 await self.providers.get(job.provider).cancel(submission)
             return None
         log.info("job %s submitted to %s as %s", job.id, job.provider, submission.external_id)
-        await self._show_status(await self._reload(job), force=True)
+        await self.endings.show_status(await self._reload(job), force=True)
         return min(self.config.poll_interval, 2.0)
 
     async def _upload_inputs(self, job: Job) -> dict[str, str]:
@@ -267,7 +273,7 @@ class Poller:
         if job.attempts >= self.config.submit_attempts:
             if await self._fall_back(job):
                 return 0
-            await self._fail(job, S.FAILED, "failed_unavailable")
+            await self.endings.fail(job, S.FAILED, "failed_unavailable")
             return None
         return exc.retry_after or 2.0 ** max(1, job.attempts)
 
@@ -298,21 +304,14 @@ class Poller:
             await self.messenger.send_text(job.chat_id, body)
         return True
 
-    async def _provider_failed(self, job: Job, exc: ProviderPermanent) -> None:
-        """A permanent provider error: alert the operator if it is theirs, then end the job."""
-        if self.alerts is not None and exc.reason in ("out_of_credit", "auth"):
-            await self.alerts.provider_problem(job.provider, exc.reason)
-        key, params = self._reason(exc)
-        await self._fail(job, S.FAILED, key, params=params)
-
     # --- poll -------------------------------------------------------------------------------
 
     async def _poll(self, job: Job) -> float | None:
         now = self.clock()
         started = job.submitted_at or job.created_at
         if now - started > self.config.job_timeout:
-            await self._cancel_remote(job)
-            await self._fail(job, S.TIMED_OUT, "timed_out")
+            await self.endings.cancel_remote(job)
+            await self.endings.fail(job, S.TIMED_OUT, "timed_out")
             return None
         try:
             provider = self.providers.get(job.provider)
@@ -321,11 +320,11 @@ class Poller:
             await self.jobs.update(job.id, poll_errors=job.poll_errors + 1)
             return exc.retry_after or self.config.poll_interval
         except ProviderPermanent as exc:
-            await self._provider_failed(job, exc)
+            await self.endings.provider_failed(job, exc)
             return None
         if status.state == ProviderState.COMPLETED:
             if not status.outputs:
-                await self._fail(
+                await self.endings.fail(
                     job, S.FAILED, "failed_provider", params={"detail": "no video in the result"}
                 )
                 return None
@@ -340,11 +339,11 @@ class Poller:
             )
             return 0
         if status.state == ProviderState.FAILED:
-            key, params = self._failure_reason(status)
-            await self._fail(job, S.FAILED, key, params=params)
+            key, params = failure_reason(status)
+            await self.endings.fail(job, S.FAILED, key, params=params)
             return None
         if status.state == ProviderState.CANCELED:
-            await self._fail(job, S.CANCELED, "canceled")
+            await self.endings.fail(job, S.CANCELED, "canceled")
             return None
         return await self._progress(job, status)
 
@@ -352,7 +351,7 @@ class Poller:
         same = job.same_status_polls + 1 if status.signature == job.provider_status else 0
         if same >= self.config.stall_polls:
             # The provider id stays on the job: an operator can still look it up.
-            await self._fail(job, S.STALLED, "stalled")
+            await self.endings.fail(job, S.STALLED, "stalled")
             return None
         await self.jobs.update(
             job.id,
@@ -362,17 +361,14 @@ class Poller:
             progress=status.progress,
             queue_position=status.queue_position,
         )
-        await self._show_status(await self._reload(job))
+        await self.endings.show_status(await self._reload(job))
         return self.config.poll_interval
 
     # --- download and deliver ---------------------------------------------------------------
 
-    def _job_folder(self, job: Job) -> Path:
-        return self.config.work_dir / "jobs" / str(job.id)
-
     async def _download(self, job: Job) -> float | None:
-        await self._show_status(job, force=True)
-        folder = self._job_folder(job)
+        await self.endings.show_status(job, force=True)
+        folder = self.endings.job_folder(job)
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / "output.mp4"
         for attempt in range(self.config.download_attempts):
@@ -392,7 +388,7 @@ class Poller:
             await self.delivery.send_link_or_apology(
                 job, text(job.language, "reason_download_failed")
             )
-            await self._fail(job, S.FAILED, "failed_download", notify=False)
+            await self.endings.fail(job, S.FAILED, "failed_download", notify=False)
             return None
         await self.jobs.transition(job.id, S.DOWNLOADING, S.DELIVERING, output_path=str(dest))
         return 0
@@ -402,17 +398,17 @@ class Poller:
         if not job.output_path or not path.is_file():
             await self.jobs.transition(job.id, S.DELIVERING, S.DOWNLOADING)
             return 0
-        await self._show_status(job, force=True)
+        await self.endings.show_status(job, force=True)
         try:
             outcome = await self.delivery.deliver(
                 job, path, views.after_delivery(job), as_document=bool(job.params.get("as_file"))
             )
         except MediaError as exc:
             log.warning("job %s: output unreadable: %s", job.id, exc)
-            await self._fail(job, S.FAILED, "failed_media")
+            await self.endings.fail(job, S.FAILED, "failed_media")
             return None
         if outcome.sent is None:
-            await self._fail(job, S.FAILED, "failed_delivery", notify=False)
+            await self.endings.fail(job, S.FAILED, "failed_delivery", notify=False)
             return None
         now = self.clock()
         await self.jobs.transition(
@@ -444,96 +440,9 @@ class Poller:
             "status_done",
             elapsed=views.elapsed(now - (job.submitted_at or job.created_at)),
         )
-        await self._edit_status(job, done, keyboard=None)
-        await self._clean(job)
+        await self.endings.edit_status(job, done, keyboard=None)
+        await self.endings.clean(job)
         return None
-
-    # --- endings ----------------------------------------------------------------------------
-
-    async def _fail(
-        self,
-        job: Job,
-        state: JobState,
-        reason_key: str,
-        *,
-        notify: bool = True,
-        params: Mapping[str, object] | None = None,
-    ) -> None:
-        """End a job without a video: record it, refund, and tell the user what happened."""
-        moved = await self.jobs.transition(
-            job.id, job.state, state, settle="refund", finished_at=self.clock(), error=reason_key
-        )
-        if not moved:
-            return
-        ended = await self._reload(job)
-        log.info("job %s ended %s (%s); refunded", job.id, state.value, reason_key)
-        if notify:
-            body, keyboard = views.failure(ended, reason_key, **(params or {}))
-            with contextlib.suppress(MessengerError):
-                await self.messenger.send_text(job.chat_id, body, keyboard)
-        await self._edit_status(ended, views.stopped(ended), keyboard=None)
-        await self._clean(ended)
-
-    async def _cancel_remote(self, job: Job) -> None:
-        if job.external_id:
-            with contextlib.suppress(StudioError):
-                await self.providers.get(job.provider).cancel(
-                    Submission(job.external_id, job.provider_data)
-                )
-
-    async def _clean(self, job: Job) -> None:
-        await asyncio.to_thread(shutil.rmtree, self._job_folder(job), True)
-        if job.external_id:
-            with contextlib.suppress(StudioError, OSError):
-                await self.providers.get(job.provider).discard(
-                    Submission(job.external_id, job.provider_data)
-                )
-
-    @staticmethod
-    def _reason(exc: ProviderPermanent) -> tuple[str, dict[str, object]]:
-        """The user's text for a permanent provider error."""
-        if exc.reason in {"out_of_credit", "auth", "unavailable"}:
-            return "failed_unavailable", {}
-        if exc.reason == "content_policy":
-            return "failed_content", {}
-        if exc.reason == "failed_media":
-            return "failed_media", {}
-        return "failed_provider", {"detail": views.user_text(str(exc), 200)}
-
-    @staticmethod
-    def _failure_reason(status: ProviderStatus) -> tuple[str, dict[str, object]]:
-        """The user's text for a job the provider reported as failed."""
-        error = (status.error or "").strip()
-        if any(word in error.lower() for word in CONTENT_WORDS):
-            return "failed_content", {}
-        return "failed_provider", {"detail": views.user_text(error or "no reason given", 200)}
-
-    # --- the status message -----------------------------------------------------------------
-
-    async def _show_status(self, job: Job, *, force: bool = False) -> None:
-        """Edit the job's status message: only on change, and not too often."""
-        now = self.clock()
-        body = views.status(job, now)
-        if body == job.status_text:
-            return
-        if (
-            not force
-            and job.status_edited_at
-            and now - job.status_edited_at < self.config.edit_interval
-        ):
-            return
-        await self._edit_status(job, body, keyboard=views.cancel_keyboard(job))
-
-    async def _edit_status(self, job: Job, body: str, keyboard: Keyboard | None) -> None:
-        if job.status_message_id is None:
-            return
-        try:
-            await self.messenger.edit_text(job.chat_id, job.status_message_id, body, keyboard)
-        except MessengerError as exc:
-            # Progress edits are best effort; the final messages are sent separately.
-            log.debug("job %s: status edit failed: %s", job.id, exc.kind)
-            return
-        await self.jobs.update(job.id, status_text=body, status_edited_at=self.clock())
 
     async def _reload(self, job: Job) -> Job:
         fresh = await self.jobs.get(job.id)

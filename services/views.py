@@ -10,7 +10,7 @@ import html
 from dataclasses import dataclass
 
 from services.catalogue import get_model, models_for
-from services.intents import MOTION_PRESETS
+from services.intents import DEFAULT_MOTION, MOTION_PRESETS, MOTION_PROMPTS
 from services.jobs import Job, JobKind, JobState
 from services.telegram_edge import Keyboard
 from services.texts import text
@@ -139,10 +139,13 @@ def details(job: Job) -> str:
 
 
 def default_prompt(job: Job) -> str:
-    """What to show when the user gave no words."""
-    if job.kind == JobKind.ANIMATE:
-        return motion_name(job.language, str(job.params.get("motion", "zoom_in")))
-    return "—"
+    """What to show when the user gave no words: for a model, the prompt it will be sent."""
+    motion = str(job.params.get("motion", DEFAULT_MOTION))
+    if job.kind != JobKind.ANIMATE:
+        return "—"
+    if get_model(job.model).provider == "local":
+        return motion_name(job.language, motion)
+    return MOTION_PROMPTS.get(motion, MOTION_PROMPTS[DEFAULT_MOTION])
 
 
 def ask_clip(job: Job) -> tuple[str, Keyboard]:

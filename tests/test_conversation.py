@@ -287,3 +287,31 @@ async def test_models_and_stats_and_who_may_use_the_bot(tg: FakeTelegram, tmp_pa
         tg.user_message(OTHER_USER, text="/start")
         await tg.wait_for(lambda: "this bot is private" in plain(tg, OTHER_USER))
         assert "Hi" not in plain(tg, OTHER_USER)
+
+
+async def test_send_as_file_setting_delivers_a_document(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes
+) -> None:
+    async with running_bot(make_settings(tg, tmp_path)):
+        tg.user_message(USER, text="/settings")
+        await tg.wait_for(lambda: "Settings" in last_text(tg))
+        tg.press_button(USER, tg.last_message(USER).message_id, "s:as_file")
+        await tg.wait_for(lambda: "Send as file: on" in str(tg.last_message(USER).buttons))
+        await make_video(tg, photo_bytes)
+        assert tg.videos(USER) == []
+        docs = [m for m in tg.messages(USER) if m.kind == "document"]
+        assert len(docs) == 1 and docs[0].file is not None and docs[0].file.size > 1000
+
+
+async def test_a_preset_card_on_a_model_shows_the_prompt_that_will_be_sent(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes
+) -> None:
+    settings = make_settings(tg, tmp_path, muapi_api_key="k", muapi_base_url="http://127.0.0.1:9")
+    async with running_bot(settings):
+        ask_id = await reply_to(tg, tg.user_message(USER, photo=photo_bytes))
+        tg.press_button(
+            USER, ask_id, data_for(tg, USER, ask_id, "m").replace("zoom_in", "pan_left")
+        )
+        await tg.wait_for(
+            lambda: "smooth camera pan to the left" in (tg.message(USER, ask_id).text_plain or "")
+        )

@@ -1,0 +1,148 @@
+"""How jobs end and what the user sees of it: the status message, failures, clean-up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from services import views
+from services.alerts import Alerts
+from services.errors import MessengerError, ProviderPermanent, StudioError
+from services.jobs import Job, JobState
+from services.providers.base import ProviderSet, ProviderStatus, Submission
+from services.storage.repositories import Clock, JobRepository
+from services.telegram_edge import Keyboard, Messenger
+
+log = logging.getLogger(__name__)
+
+S = JobState
+CONTENT_WORDS = ("content policy", "nsfw", "safety", "moderation", "inappropriate", "sensitive")
+
+
+class Endings:
+    """Ends jobs honestly (state, refund, words) and keeps the status message current."""
+
+    def __init__(
+        self,
+        *,
+        jobs: JobRepository,
+        messenger: Messenger,
+        providers: ProviderSet,
+        alerts: Alerts | None,
+        work_dir: Path,
+        edit_interval: float,
+        clock: Clock,
+    ) -> None:
+        self.jobs = jobs
+        self.messenger = messenger
+        self.providers = providers
+        self.alerts = alerts
+        self.work_dir = work_dir
+        self.edit_interval = edit_interval
+        self.clock = clock
+
+    def job_folder(self, job: Job) -> Path:
+        """The job's work folder (its downloaded output), removed when the job ends."""
+        return self.work_dir / "jobs" / str(job.id)
+
+    async def provider_failed(self, job: Job, exc: ProviderPermanent) -> None:
+        """A permanent provider error: alert the operator if it is theirs, then end the job."""
+        if self.alerts is not None and exc.reason in ("out_of_credit", "auth"):
+            await self.alerts.provider_problem(job.provider, exc.reason)
+        key, params = reason_for(exc)
+        await self.fail(job, S.FAILED, key, params=params)
+
+    # --- endings ----------------------------------------------------------------------------
+
+    async def fail(
+        self,
+        job: Job,
+        state: JobState,
+        reason_key: str,
+        *,
+        notify: bool = True,
+        params: Mapping[str, object] | None = None,
+    ) -> None:
+        """End a job without a video: record it, refund, and tell the user what happened."""
+        moved = await self.jobs.transition(
+            job.id, job.state, state, settle="refund", finished_at=self.clock(), error=reason_key
+        )
+        if not moved:
+            return
+        ended = await self._reload(job)
+        log.info("job %s ended %s (%s); refunded", job.id, state.value, reason_key)
+        if notify:
+            body, keyboard = views.failure(ended, reason_key, **(params or {}))
+            with contextlib.suppress(MessengerError):
+                await self.messenger.send_text(job.chat_id, body, keyboard)
+        await self.edit_status(ended, views.stopped(ended), keyboard=None)
+        await self.clean(ended)
+
+    async def cancel_remote(self, job: Job) -> None:
+        """Ask the provider to stop a job we gave up on (best effort)."""
+        if job.external_id:
+            with contextlib.suppress(StudioError):
+                await self.providers.get(job.provider).cancel(
+                    Submission(job.external_id, job.provider_data)
+                )
+
+    async def clean(self, job: Job) -> None:
+        """Remove the job's work files here and at the provider."""
+        await asyncio.to_thread(shutil.rmtree, self.job_folder(job), True)
+        if job.external_id:
+            with contextlib.suppress(StudioError, OSError):
+                await self.providers.get(job.provider).discard(
+                    Submission(job.external_id, job.provider_data)
+                )
+
+    # --- the status message -----------------------------------------------------------------
+
+    async def show_status(self, job: Job, *, force: bool = False) -> None:
+        """Edit the job's status message: only on change, and not too often."""
+        now = self.clock()
+        body = views.status(job, now)
+        if body == job.status_text:
+            return
+        if not force and job.status_edited_at and now - job.status_edited_at < self.edit_interval:
+            return
+        await self.edit_status(job, body, keyboard=views.cancel_keyboard(job))
+
+    async def edit_status(self, job: Job, body: str, keyboard: Keyboard | None) -> None:
+        """Edit the status message now and remember what it says."""
+        if job.status_message_id is None:
+            return
+        try:
+            await self.messenger.edit_text(job.chat_id, job.status_message_id, body, keyboard)
+        except MessengerError as exc:
+            # Progress edits are best effort; the final messages are sent separately.
+            log.debug("job %s: status edit failed: %s", job.id, exc.kind)
+            return
+        await self.jobs.update(job.id, status_text=body, status_edited_at=self.clock())
+
+    async def _reload(self, job: Job) -> Job:
+        fresh = await self.jobs.get(job.id)
+        assert fresh is not None
+        return fresh
+
+
+def reason_for(exc: ProviderPermanent) -> tuple[str, dict[str, object]]:
+    """The user's text for a permanent provider error."""
+    if exc.reason in {"out_of_credit", "auth", "unavailable"}:
+        return "failed_unavailable", {}
+    if exc.reason == "content_policy":
+        return "failed_content", {}
+    if exc.reason == "failed_media":
+        return "failed_media", {}
+    return "failed_provider", {"detail": views.user_text(str(exc), 200)}
+
+
+def failure_reason(status: ProviderStatus) -> tuple[str, dict[str, object]]:
+    """The user's text for a job the provider reported as failed."""
+    error = (status.error or "").strip()
+    if any(word in error.lower() for word in CONTENT_WORDS):
+        return "failed_content", {}
+    return "failed_provider", {"detail": views.user_text(error or "no reason given", 200)}
