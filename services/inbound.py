@@ -6,6 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from services import media
 from services.errors import MediaError, MessengerError, UserInputError
@@ -61,6 +62,21 @@ class InboundImage:
     mime_type: str = "image/jpeg"
 
 
+async def _probed(dest: Path, unreadable: str) -> media.MediaInfo:
+    """Probe a downloaded file; one that does not decode is removed and explained."""
+    try:
+        return await media.probe(dest)
+    except MediaError as exc:
+        dest.unlink(missing_ok=True)
+        raise UserInputError(unreadable) from exc
+
+
+def _refuse(dest: Path, key: str, **params: object) -> NoReturn:
+    """Remove a downloaded file we will not use and say why."""
+    dest.unlink(missing_ok=True)
+    raise UserInputError(key, **params)
+
+
 def check_dimensions(width: int, height: int) -> None:
     """Refuse images too small, too large or too thin to animate."""
     ratio = max(width, height) / max(1, min(width, height))
@@ -87,25 +103,12 @@ async def fetch_image(
     check_declared(image, limit)
     folder.mkdir(parents=True, exist_ok=True)
     dest = folder / f"{uuid.uuid4().hex}{IMAGE_TYPES[image.mime_type]}"
-    try:
-        await messenger.download(image.file_id, dest, limit)
-    except MessengerError as exc:
-        if exc.kind == "too_large":
-            raise UserInputError(
-                "photo_too_big", size=human_size(image.size or limit + 1), limit=human_size(limit)
-            ) from exc
-        raise
-    try:
-        info = await media.probe(dest)
-    except MediaError as exc:
-        dest.unlink(missing_ok=True)
-        raise UserInputError("photo_unreadable") from exc
+    await _fetch(messenger, image.file_id, image.size, dest, limit, "photo_too_big")
+    info = await _probed(dest, "photo_unreadable")
     if not info.has_video or not info.width or not info.height:
-        dest.unlink(missing_ok=True)
-        raise UserInputError("photo_unreadable")
+        _refuse(dest, "photo_unreadable")
     if info.duration and info.duration > 0.5 and (info.video_codec or "") not in IMAGE_CODECS:
-        dest.unlink(missing_ok=True)
-        raise UserInputError("not_an_image")
+        _refuse(dest, "not_an_image")
     try:
         check_dimensions(info.width, info.height)
     except UserInputError:
@@ -138,17 +141,18 @@ class InboundMedia:
 
 
 async def _fetch(
-    messenger: Messenger, item: InboundMedia, dest: Path, limit: int, too_big: str
+    messenger: Messenger, file_id: str, size: int | None, dest: Path, limit: int, too_big: str
 ) -> None:
-    if item.size is not None and item.size > limit:
-        raise UserInputError(too_big, size=human_size(item.size), limit=human_size(limit))
+    """Download through getFile; a file over the limit is explained with its size."""
+    if size is not None and size > limit:
+        raise UserInputError(too_big, size=human_size(size), limit=human_size(limit))
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        await messenger.download(item.file_id, dest, limit)
+        await messenger.download(file_id, dest, limit)
     except MessengerError as exc:
         if exc.kind == "too_large":
-            size = human_size(item.size or limit + 1)
-            raise UserInputError(too_big, size=size, limit=human_size(limit)) from exc
+            shown = human_size(size or limit + 1)
+            raise UserInputError(too_big, size=shown, limit=human_size(limit)) from exc
         raise
 
 
@@ -160,18 +164,12 @@ async def fetch_clip(
     if suffix is None:
         raise UserInputError("not_a_video")
     dest = folder / f"{uuid.uuid4().hex}{suffix}"
-    await _fetch(messenger, clip, dest, limit, "clip_too_big")
-    try:
-        info = await media.probe(dest)
-    except MediaError as exc:
-        dest.unlink(missing_ok=True)
-        raise UserInputError("clip_unreadable") from exc
+    await _fetch(messenger, clip.file_id, clip.size, dest, limit, "clip_too_big")
+    info = await _probed(dest, "clip_unreadable")
     if not info.has_video or not info.duration or (info.video_codec or "") in IMAGE_CODECS:
-        dest.unlink(missing_ok=True)
-        raise UserInputError("clip_unreadable")
+        _refuse(dest, "clip_unreadable")
     if info.duration > MAX_CLIP_SECONDS:
-        dest.unlink(missing_ok=True)
-        raise UserInputError("clip_too_long", seconds=int(info.duration), limit=MAX_CLIP_SECONDS)
+        _refuse(dest, "clip_too_long", seconds=int(info.duration), limit=MAX_CLIP_SECONDS)
     return dest, info
 
 
@@ -181,13 +179,8 @@ async def fetch_audio(messenger: Messenger, sound: InboundMedia, folder: Path, l
     if suffix is None:
         raise UserInputError("audio_unreadable")
     dest = folder / f"{uuid.uuid4().hex}{suffix}"
-    await _fetch(messenger, sound, dest, limit, "audio_too_big")
-    try:
-        info = await media.probe(dest)
-    except MediaError as exc:
-        dest.unlink(missing_ok=True)
-        raise UserInputError("audio_unreadable") from exc
+    await _fetch(messenger, sound.file_id, sound.size, dest, limit, "audio_too_big")
+    info = await _probed(dest, "audio_unreadable")
     if not info.has_audio:
-        dest.unlink(missing_ok=True)
-        raise UserInputError("audio_unreadable")
+        _refuse(dest, "audio_unreadable")
     return dest
