@@ -215,3 +215,50 @@ async def test_add_music_on_muapi_uploads_the_clip_to_mmaudio(
         assert muapi.uploads[0].sha256 == hashlib.sha256(clip_bytes).hexdigest()
         assert muapi.requests_containing(tg.token) == []
     assert info.has_audio and entries == [("reserve", 50), ("keep", 50)]
+
+
+async def test_a_telegram_voice_note_replying_to_a_clip_becomes_its_soundtrack(
+    tg: FakeTelegram, tmp_path: Path, clip_bytes: bytes
+) -> None:
+    voice = tmp_path / "note.ogg"
+    proc = await asyncio.create_subprocess_exec(
+        media.default_tools().ffmpeg,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=330:duration=3",
+        "-c:a",
+        "libopus",
+        str(voice),
+    )
+    assert await proc.wait() == 0
+    data = voice.read_bytes()
+    async with running_bot(make_settings(tg, tmp_path)) as app:
+        video_msg = tg.user_message(USER, video=clip_bytes, video_meta=(320, 240, 2))
+        await reply_to(tg, video_msg)
+        file_id, unique_id = tg.add_file(data)
+        tg.push_update(
+            {
+                "message": {
+                    "message_id": tg.state.next_message_id(USER),
+                    "from": video_msg["from"],
+                    "chat": video_msg["chat"],
+                    "date": video_msg["date"],
+                    "reply_to_message": video_msg,
+                    "voice": {
+                        "file_id": file_id,
+                        "file_unique_id": unique_id,
+                        "duration": 3,
+                        "mime_type": "audio/ogg",
+                        "file_size": len(data),
+                    },
+                }
+            }
+        )
+        info = await delivered_info(tg, tmp_path)
+        (job,) = await services_of(app).jobs.for_user(USER, [JobState.DELIVERED])
+    assert job.kind == JobKind.MIX and info.has_audio
+    assert info.duration is not None and abs(info.duration - 2.0) < 0.3  # trimmed to the clip
