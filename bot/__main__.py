@@ -1,7 +1,12 @@
-"""``python -m bot``: validate the settings, then run the bot with long polling."""
+"""``python -m bot``: validate the settings, then run the bot with long polling.
+
+``python -m bot doctor`` checks the configuration, ffmpeg, the database, Telegram and the
+provider key instead, and exits non-zero when something needs fixing.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
@@ -21,8 +26,13 @@ def load_settings() -> Settings:
 
 
 def main() -> None:
-    """Entry point."""
+    """Entry point: run the bot, or ``doctor`` to check the set-up."""
     settings = load_settings()
+    if sys.argv[1:2] == ["doctor"]:
+        setup_logging("WARNING", settings.secrets())
+        from bot.doctor import run_doctor
+
+        raise SystemExit(asyncio.run(run_doctor(settings)))
     setup_logging(settings.log_level, settings.secrets())
     from bot.application import build_application
 

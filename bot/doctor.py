@@ -1,0 +1,159 @@
+"""``python -m bot doctor``: check everything the bot needs, and say what to fix."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from bot.settings import Settings
+from services import media
+from services.errors import MediaError
+from services.storage.db import Database
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+async def _ffmpeg() -> Check:
+    try:
+        tools = media.default_tools()
+        proc = await asyncio.create_subprocess_exec(
+            tools.ffmpeg,
+            "-hide_banner",
+            "-version",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    except (MediaError, OSError, TimeoutError) as exc:
+        return Check("ffmpeg", False, f"not usable ({exc}); reinstall the package (imageio-ffmpeg)")
+    version = out.decode(errors="replace").split("\n", 1)[0].removeprefix("ffmpeg version ")
+    probe = "ffprobe found" if tools.ffprobe else "no ffprobe: probing with ffmpeg itself"
+    return Check("ffmpeg", proc.returncode == 0, f"{tools.source} {version.split(' ')[0]}; {probe}")
+
+
+async def _database(settings: Settings) -> Check:
+    db = Database(settings.database_path)
+    try:
+        await db.open()
+        version = await db.schema_version()
+        async with db.transaction() as tx:  # proves the file is writable, then undoes nothing
+            await tx.execute(
+                "INSERT INTO alerts (key, sent_at) VALUES ('doctor', 0) "
+                "ON CONFLICT (key) DO UPDATE SET sent_at = 0"
+            )
+            await tx.execute("DELETE FROM alerts WHERE key = 'doctor'")
+    except Exception as exc:
+        return Check(
+            "database",
+            False,
+            f"{settings.database_path}: {exc}. Check DATABASE_URL and the folder's permissions.",
+        )
+    finally:
+        await db.close()
+    return Check("database", True, f"{settings.database_path}, schema version {version}, writable")
+
+
+def _data_dir(settings: Settings) -> Check:
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=settings.data_dir):
+            pass
+    except OSError as exc:
+        return Check("data folder", False, f"{settings.data_dir}: {exc.strerror}. Check DATA_DIR.")
+    free = os.statvfs(settings.data_dir)
+    free_gb = free.f_bavail * free.f_frsize / 1e9
+    ok = free_gb >= 1
+    hint = "" if ok else " — less than 1 GB free: results may not fit"
+    return Check("data folder", ok, f"{settings.data_dir}, {free_gb:.1f} GB free{hint}")
+
+
+async def _telegram(settings: Settings, client: httpx.AsyncClient) -> Check:
+    token = settings.telegram_bot_token.get_secret_value()
+    try:
+        response = await client.get(f"{settings.telegram_api_url}/bot{token}/getMe")
+    except httpx.HTTPError as exc:
+        return Check(
+            "telegram",
+            False,
+            f"cannot reach {settings.telegram_api_url} ({type(exc).__name__}). "
+            "Check the network or TELEGRAM_API_URL.",
+        )
+    if response.status_code in (401, 404):
+        return Check("telegram", False, "the token was rejected. Get a fresh one from @BotFather.")
+    body = (
+        response.json()
+        if response.headers.get("content-type", "").startswith("application/json")
+        else {}
+    )
+    if not body.get("ok"):
+        return Check("telegram", False, f"getMe answered HTTP {response.status_code}")
+    return Check("telegram", True, f"@{body['result'].get('username')} (getMe ok)")
+
+
+async def _provider(settings: Settings, client: httpx.AsyncClient) -> Check:
+    name = settings.provider
+    if name == "local":
+        return Check("provider", True, "local studio (no key needed)")
+    try:
+        if name == "muapi" and settings.muapi_api_key is not None:
+            response = await client.get(
+                f"{settings.muapi_base_url}/api/v1/account/balance",
+                headers={"x-api-key": settings.muapi_api_key.get_secret_value()},
+            )
+        elif settings.fal_key is not None:
+            # Asking for an upload slot is authenticated and costs nothing.
+            response = await client.post(
+                f"{settings.fal_rest_url}/storage/upload/initiate",
+                params={"storage_type": "fal-cdn-v3"},
+                json={"content_type": "text/plain", "file_name": "doctor.txt"},
+                headers={"Authorization": f"Key {settings.fal_key.get_secret_value()}"},
+            )
+        else:
+            return Check("provider", False, f"{name} has no key set")
+    except httpx.HTTPError as exc:
+        return Check("provider", False, f"cannot reach {name} ({type(exc).__name__})")
+    if response.status_code in (401, 403):
+        return Check(
+            "provider", False, f"{name} rejected the key. Check it in the provider's dashboard."
+        )
+    if response.status_code == 402:
+        return Check("provider", False, f"{name}: the account is out of credit. Top it up.")
+    if response.status_code >= 400:
+        return Check("provider", False, f"{name} answered HTTP {response.status_code}")
+    if name == "muapi":
+        # For the operator only: chat users never see the account's balance.
+        balance = response.json().get("balance")
+        if isinstance(balance, int | float) and balance <= 0:
+            return Check("provider", False, "muapi: the account is out of credit. Top it up.")
+        return Check("provider", True, f"muapi: key accepted, balance {balance}")
+    return Check("provider", True, f"{name}: key accepted")
+
+
+async def run_doctor(settings: Settings, echo: Callable[[str], object] = print) -> int:
+    """Run every check, print the report, return the exit code (0 when all is well)."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0)) as client:
+        steps: list[Awaitable[Check]] = [
+            _ffmpeg(),
+            _database(settings),
+            _telegram(settings, client),
+            _provider(settings, client),
+        ]
+        checks = [Check("configuration", True, "all variables valid"), _data_dir(settings)]
+        checks += [await step for step in steps]
+    for check in checks:
+        echo(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}")
+    failed = [c.name for c in checks if not c.ok]
+    echo("All good." if not failed else f"Fix: {', '.join(failed)}.")
+    return 1 if failed else 0
