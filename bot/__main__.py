@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 from pydantic import ValidationError
@@ -27,6 +28,8 @@ def load_settings() -> Settings:
 
 def main() -> None:
     """Entry point: run the bot, or ``doctor`` to check the set-up."""
+    # Users' photos and clips are private: nothing the bot writes is readable by other accounts.
+    os.umask(0o077)
     settings = load_settings()
     if sys.argv[1:2] == ["doctor"]:
         setup_logging("WARNING", settings.secrets())

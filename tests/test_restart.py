@@ -127,3 +127,37 @@ async def test_kill_9_mid_job_then_restart_delivers_exactly_once(
     log = bot.log.read_text(errors="replace")
     assert TOKEN not in log
     assert "Traceback" not in log, log[-3000:]
+
+
+async def test_sigterm_leaves_work_resumable_and_the_next_start_finishes_it(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes
+) -> None:
+    bot = BotProcess(tg, tmp_path)
+    bot.env["LOCAL_STUDIO_HEIGHT"] = "720"  # a render long enough to be interrupted
+    await bot.start()
+    try:
+        msg = tg.user_message(USER, photo=photo_bytes, caption="pan left 10 seconds")
+        card_id = await reply_to(tg, msg)
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await tg.wait_for(
+            lambda: "Rendering" in (tg.message(USER, card_id).text_plain or ""), timeout=30
+        )
+        assert bot.proc is not None
+        bot.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(bot.proc.wait(), 20) == 0  # a clean, prompt exit
+        assert tg.videos(USER) == []
+        data = tmp_path / "data"
+        # Nothing half-written is left where a finished file would be.
+        assert not list(data.glob("studio/*/output.mp4")) and not list(data.glob("jobs/*/*.part"))
+        # Everything the bot wrote is private to its user.
+        for path in data.rglob("*"):
+            assert path.stat().st_mode & 0o077 == 0, path
+        await bot.start()
+        await tg.wait_for(lambda: tg.videos(USER), timeout=90)
+        await asyncio.sleep(1.0)
+        assert len(tg.videos(USER)) == 1
+    finally:
+        await bot.stop()
+    log = bot.log.read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
+    assert TOKEN not in log
