@@ -19,6 +19,7 @@ from services.account import Account
 from services.alerts import Alerts
 from services.credits import Credits
 from services.delivery import Delivery
+from services.flood import FloodGuard
 from services.housekeeping import Housekeeping
 from services.poller import Poller, PollerConfig
 from services.providers.base import Provider, ProviderSet
@@ -57,6 +58,7 @@ class Services:
     account: Account
     poller: Poller
     housekeeping: Housekeeping
+    flood: FloodGuard
 
 
 def make_providers(settings: Settings, http: httpx.AsyncClient) -> ProviderSet:
@@ -167,6 +169,9 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         account=account,
         poller=poller,
         housekeeping=Housekeeping(updates, jobs, settings.data_dir, clock),
+        flood=FloodGuard(
+            clock, limit=settings.flood_messages, window=settings.flood_window_seconds
+        ),
     )
 
 

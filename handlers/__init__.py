@@ -55,12 +55,19 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(
         MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, messages.text)
     )
-    clips = filters.VIDEO | filters.ANIMATION | filters.Document.VIDEO
+    clips = filters.VIDEO | filters.ANIMATION | filters.VIDEO_NOTE | filters.Document.VIDEO
     application.add_handler(MessageHandler(PRIVATE & clips, messages.clip))
     sounds = filters.VOICE | filters.AUDIO | filters.Document.AUDIO
     application.add_handler(MessageHandler(PRIVATE & sounds, messages.sound))
     application.add_handler(MessageHandler(PRIVATE & filters.COMMAND, messages.unknown_command))
     application.add_handler(MessageHandler(PRIVATE, messages.other))
+    # In groups the bot speaks only when spoken to: a command or a mention gets one polite line.
+    addressed = filters.COMMAND | filters.Entity("mention") | filters.REPLY
+    application.add_handler(
+        MessageHandler(
+            filters.ChatType.GROUPS & filters.UpdateType.MESSAGE & addressed, messages.group
+        )
+    )
     application.add_handler(CallbackQueryHandler(buttons.job, pattern=r"^j:"))
     application.add_handler(CallbackQueryHandler(buttons.result, pattern=r"^r:"))
     application.add_handler(CallbackQueryHandler(buttons.setting, pattern=r"^s:"))

@@ -30,6 +30,12 @@ async def before(update: Update, context: StudioContext) -> None:
         if update.effective_chat and update.effective_chat.type == "private":
             await services.studio.say(user, "not_allowed")
         raise ApplicationHandlerStop
+    if update.message is not None and services.flood.too_many(user.id):
+        # Told once per burst; the rest of the burst is dropped without an answer.
+        if services.flood.first_refusal(user.id):
+            await services.studio.say(user, "slow_down")
+        await services.updates.mark(update.update_id)
+        raise ApplicationHandlerStop
     prefs = await services.studio.seen(user)
     if context.user_data is not None:
         # Read from the database on every update, so it is never stale after a restart.

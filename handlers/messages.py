@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telegram import Animation, Document, Message, Update, Video
+from telegram import Animation, Document, Message, Update, Video, VideoNote
 
 from handlers.context import StudioContext
 from services.inbound import InboundImage, InboundMedia
@@ -48,7 +48,9 @@ def clip_of(message: Message | None) -> InboundMedia | None:
     """The video in a message: a video, an animation (GIF) or a video sent as a file."""
     if message is None:
         return None
-    item: Video | Animation | Document | None = message.video or message.animation
+    item: Video | Animation | Document | VideoNote | None = (
+        message.video or message.animation or message.video_note
+    )
     if (
         item is None
         and message.document
@@ -110,3 +112,29 @@ async def other(update: Update, context: StudioContext) -> None:
 async def unknown_command(update: Update, context: StudioContext) -> None:
     """A command the bot does not have: point to /help."""
     await context.services.studio.say(context.user(update), "unknown_command")
+
+
+def addressed_to_bot(message: Message, username: str) -> bool:
+    """A command, an @mention of the bot, or a reply to one of its messages."""
+    words = message.text or message.caption or ""
+    replied = message.reply_to_message
+    return (
+        words.startswith("/")
+        or f"@{username}".lower() in words.lower()
+        or (
+            replied is not None
+            and replied.from_user is not None
+            and replied.from_user.is_bot
+            and replied.from_user.username == username
+        )
+    )
+
+
+async def group(update: Update, context: StudioContext) -> None:
+    """Addressed in a group: the bot works in private chats, and says where to find it."""
+    message = update.effective_message
+    if message is None or not addressed_to_bot(message, context.bot.username or ""):
+        return
+    await context.services.studio.say(
+        context.user(update), "groups_decline", params={"bot": context.bot.username or "me"}
+    )

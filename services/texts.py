@@ -207,6 +207,8 @@ TEXTS: dict[str, dict[str, str]] = {
             "<b>Stats</b> ({provider})\nUsers: {users}\nJobs: {jobs}\nCredits spent today: {spent}"
         ),
         "hours_minutes": "{hours} h {minutes} min",
+        "slow_down": "You're sending messages very fast. Give me a few seconds, then go on.",
+        "groups_decline": ("I make videos in private chats. Message me directly: @{bot}"),
         "error_generic": "Something went wrong on my side. Please try again in a minute.",
     },
 }
