@@ -282,6 +282,7 @@ class FakeProviderServer:
         self.jobs: dict[str, Job] = {}
         self.polls: dict[str, int] = {}
         self.downloads: list[str] = []
+        self.download_delay = 0.0
         self.errors: list[Exception] = []
         self.scenario = Scenario()
         self.next_scenarios: list[Scenario] = []
@@ -477,6 +478,8 @@ class FakeProviderServer:
         if stored is None or stored.expired:
             return web.json_response({"detail": "Not Found"}, status=404)
         self.downloads.append(path)
+        if self.download_delay and path.startswith("out/"):
+            await asyncio.sleep(self.download_delay)  # a slow CDN: time to crash mid-download
         content = stored.content
         if stored.cut_off:
             return await self._send_cut_off(request, content, stored.content_type)

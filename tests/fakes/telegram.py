@@ -188,6 +188,7 @@ class FakeTelegram:
         self._faults: dict[str, deque[ApiError]] = {}
         self._drops: dict[str, deque[str]] = {}
         self._delays: dict[str, float] = {}
+        self.stall_before: dict[str, float] = {}
         self._flood_window: deque[float] = deque()
         self._media_by_file_id: dict[str, tuple[str, Any]] = {}
         self._update_event = asyncio.Event()
@@ -551,6 +552,9 @@ class FakeTelegram:
                 await self._drain(request)
                 raise ApiError(404, "Not Found")
             method, handler = self._handlers[name.lower()]
+            # A stall before the body is read is an upload in progress that never completes
+            # (the sender's socket buffer fills): what a crash mid-upload looks like.
+            await self._pause(self.stall_before.get(name.lower(), 0.0))
             params, files = await self._read_params(request)
             self.calls.append(Call(method, params, files))
             drops = self._drops.get(name.lower())
