@@ -132,6 +132,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
             max_concurrent=settings.max_concurrent_polls,
             edit_interval=settings.status_edit_interval_seconds,
             lease_seconds=settings.lease_seconds,
+            download_retry_wait=settings.download_retry_seconds,
         ),
     )
     studio = Studio(

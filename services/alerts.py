@@ -41,3 +41,16 @@ class Alerts:
             with contextlib.suppress(MessengerError):
                 await self.messenger.send_text(admin, body)
         return True
+
+    async def storage_problem(self, detail: str) -> bool:
+        """Alert that the work folder cannot take files (disk full, permissions)."""
+        if not await self.repo.claim("storage", COOLDOWN):
+            return False
+        body = (
+            f"⚠️ The bot cannot write to its data folder ({detail}). "
+            "Free some space or fix its permissions; users are refunded meanwhile."
+        )
+        for admin in sorted(self.admins):
+            with contextlib.suppress(MessengerError):
+                await self.messenger.send_text(admin, body)
+        return True

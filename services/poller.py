@@ -384,6 +384,14 @@ class Poller:
             except ProviderPermanent as exc:
                 log.warning("job %s: download failed: %s", job.id, exc)
                 break
+            except OSError as exc:
+                # Our own disk (full, or not writable): the user is refunded, the operator alerted.
+                log.error("job %s: cannot store the output: %s", job.id, exc.strerror or exc)
+                dest.unlink(missing_ok=True)
+                if self.endings.alerts is not None:
+                    await self.endings.alerts.storage_problem(str(exc.strerror or exc))
+                await self.endings.fail(job, S.FAILED, "failed_storage")
+                return None
         if not dest.is_file():
             await self.delivery.send_link_or_apology(
                 job, text(job.language, "reason_download_failed")

@@ -120,6 +120,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "failed_media": "the video could not be processed.",
         "failed_download": "the finished video could not be downloaded.",
         "failed_delivery": "the video could not be sent to Telegram.",
+        "failed_storage": "the server ran out of room for the video.",
         "failed_unavailable": "video generation is temporarily unavailable.",
         "failed_content": "the request was refused by the provider's content rules.",
         "timed_out": (

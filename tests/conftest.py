@@ -33,6 +33,7 @@ def make_settings(tg: FakeTelegram, tmp_path: Path, **overrides: Any) -> Setting
         "local_studio_height": 144,
         "lease_seconds": 3,
         "job_timeout_seconds": 60,
+        "download_retry_seconds": 0.2,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

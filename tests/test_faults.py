@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TOKEN, USER, data_for, reply_to
+from services.jobs import TERMINAL_STATES
+from tests.conftest import TOKEN, USER, data_for, make_settings, reply_to, running_bot, services_of
 from tests.fakes.muapi import FakeMuapi
 from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
@@ -88,3 +89,103 @@ async def test_kill_9_at_every_stage_never_double_submits_or_double_delivers(
     log = bot.log.read_text(errors="replace")
     assert TOKEN not in log and KEY not in log
     assert "Traceback" not in log, log[-3000:]
+
+
+# --- faults from outside, in-process --------------------------------------------------------
+
+
+def plain(tg: FakeTelegram, chat: int = USER) -> str:
+    return "\n".join(m.text_plain or m.caption_plain or "" for m in tg.messages(chat))
+
+
+async def ended_job(app: object, timeout: float = 30.0) -> object:
+    jobs = services_of(app).jobs  # type: ignore[arg-type]
+    for _ in range(int(timeout / 0.05)):
+        found = await jobs.for_user(USER, list(TERMINAL_STATES))
+        if found:
+            return found[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError("no job ended")
+
+
+async def test_malformed_json_and_429_storms_while_polling_are_ridden_out(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes
+) -> None:
+    out = make_video(tmp_path / "out.mp4", seconds=1.0)
+    storm = [
+        (200, "<html>502 bad gateway</html>"),
+        (200, "{not json"),
+        *[(429, {"detail": "slow down"})] * 4,
+    ]
+    async with FakeMuapi(api_key=KEY) as muapi:
+        muapi.scenario = Scenario(output=out, polls_before_done=1, poll_errors=storm)
+        settings = make_settings(tg, tmp_path, muapi_api_key=KEY, muapi_base_url=muapi.root)
+        async with running_bot(settings) as app:
+            card_id = await reply_to(
+                tg, tg.user_message(USER, photo=photo_bytes, caption="zoom in")
+            )
+            tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+            job = await ended_job(app)
+            assert job.state.value == "delivered"  # type: ignore[attr-defined]
+        assert len(muapi.accepted_submits()) == 1 and len(tg.videos(USER)) == 1
+
+
+async def test_an_output_cut_off_mid_download_is_retried_then_refunded(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes
+) -> None:
+    out = make_video(tmp_path / "out.mp4", seconds=1.0)
+    async with FakeMuapi(api_key=KEY) as muapi:
+        muapi.scenario = Scenario(output=out, polls_before_done=1, output_cut_off=True)
+        settings = make_settings(tg, tmp_path, muapi_api_key=KEY, muapi_base_url=muapi.root)
+        async with running_bot(settings) as app:
+            card_id = await reply_to(
+                tg, tg.user_message(USER, photo=photo_bytes, caption="zoom in")
+            )
+            tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+            job = await ended_job(app)
+            assert job.state.value == "failed"  # type: ignore[attr-defined]
+            await tg.wait_for(lambda: "not charged" in plain(tg))
+        assert len([p for p in muapi.downloads if p.startswith("out/")]) == 3
+    assert tg.videos(USER) == [] and ledger(tmp_path) == [("reserve", 100), ("refund", 100)]
+    assert not list((tmp_path / "data").rglob("*.part"))  # no half-written file is kept
+
+
+async def test_telegram_413_ends_with_an_explanation_and_no_second_upload(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes
+) -> None:
+    tg.fail_next("sendVideo", error_code=413, description="Request Entity Too Large")
+    async with running_bot(make_settings(tg, tmp_path)) as app:
+        card_id = await reply_to(tg, tg.user_message(USER, photo=photo_bytes, caption="zoom in"))
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        job = await ended_job(app)
+        assert job.state.value == "failed"  # type: ignore[attr-defined]
+        await tg.wait_for(lambda: "Telegram would not accept the upload" in plain(tg))
+    assert tg.calls_to("sendDocument") == [] and len(tg.calls_to("sendVideo")) == 1
+    assert ledger(tmp_path) == [("reserve", 10), ("refund", 10)]
+
+
+async def test_a_dropped_connection_during_upload_is_retried_and_delivered_once(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes
+) -> None:
+    tg.drop_connection_next("sendVideo")
+    async with running_bot(make_settings(tg, tmp_path)) as app:
+        card_id = await reply_to(tg, tg.user_message(USER, photo=photo_bytes, caption="zoom in"))
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        job = await ended_job(app)
+        assert job.state.value == "delivered"  # type: ignore[attr-defined]
+    assert len(tg.calls_to("sendVideo")) == 2 and len(tg.videos(USER)) == 1
+
+
+async def test_a_busy_database_delays_but_loses_nothing(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes
+) -> None:
+    async with running_bot(make_settings(tg, tmp_path)):
+        locker = sqlite3.connect(tmp_path / "bot.db", timeout=5, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")  # another process holding the write lock
+        msg = tg.user_message(USER, photo=photo_bytes, caption="zoom in")
+        await asyncio.sleep(2.0)
+        locker.execute("COMMIT")
+        locker.close()
+        card_id = await reply_to(tg, msg)
+        assert "This costs" in (tg.message(USER, card_id).text_plain or "")
+        assert "went wrong" not in plain(tg)

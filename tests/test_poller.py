@@ -371,3 +371,36 @@ async def test_retry_after_on_upload_is_waited_out(world: World) -> None:
     done = await world.jobs.get(job.id)
     assert done is not None and done.state == JobState.DELIVERED
     assert len(world.tg.calls_to("sendVideo")) == 2 and len(world.tg.videos(USER)) == 1
+
+
+async def test_a_full_disk_fails_the_job_with_a_refund_and_alerts_the_admins_once(
+    world: World,
+) -> None:
+    import errno
+
+    from services.alerts import Alerts
+    from services.storage.repositories import AlertRepository
+
+    admin = 777
+    world.tg.add_chat(admin)
+
+    class FullDisk(ScriptedProvider):
+        async def fetch_output(self, url: str, dest: Path, max_bytes: int) -> None:
+            dest.write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    provider = FullDisk(statuses=completed)
+    poller = world.poller(provider)
+    poller.endings.alerts = Alerts(
+        AlertRepository(world.db, world.clock), world.messenger, frozenset({admin})
+    )
+    first, second = await world.queued_job(), await world.queued_job()
+    await run_ticks(world, poller, 3)
+    for job_id in (first.id, second.id):
+        ended = await world.jobs.get(job_id)
+        assert ended is not None and ended.state == JobState.FAILED
+        assert await world.ledger.entries(job_id) == [("reserve", 10), ("refund", 10)]
+    assert any("ran out of room" in t and "not charged" in t for t in user_texts(world.tg))
+    alerts = [m for m in world.tg.messages(admin) if "data folder" in (m.text_plain or "")]
+    assert len(alerts) == 1
+    assert not list((world.tmp / "data").rglob("output.mp4"))  # the partial file is gone
