@@ -169,10 +169,10 @@ async def test_cancel_while_running_refunds_and_sends_nothing(
         msg = tg.user_message(USER, photo=photo_bytes, caption="zoom in 10 seconds")
         card_id = await reply_to(tg, msg)
         tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await tg.wait_for(lambda: "Rendering" in (tg.message(USER, card_id).text_plain or ""))
         services = services_of(app)
         job = await services.jobs.by_card(USER, card_id)
         assert job is not None
-        await tg.wait_for(lambda: "Rendering" in (tg.message(USER, card_id).text_plain or ""))
         tg.user_message(USER, text="/cancel")
         await tg.wait_for(lambda: "Canceled" in (tg.message(USER, card_id).text_plain or ""))
         ended = await services.jobs.get(job.id)
