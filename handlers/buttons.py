@@ -2,41 +2,39 @@
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import CallbackQuery, Update
 
 from handlers.context import StudioContext
 from services.texts import text
 
 
-def _query(update: Update) -> tuple[str | None, int]:
+def _query(update: Update) -> tuple[CallbackQuery, str | None, int]:
     query = update.callback_query
     assert query is not None
-    return query.data, query.message.message_id if query.message else 0
+    return query, query.data, query.message.message_id if query.message else 0
 
 
 async def job(update: Update, context: StudioContext) -> None:
     """``j:`` — a job's card or status buttons."""
-    data, message_id = _query(update)
-    answer = await context.services.studio.press(context.user(update), message_id, data)
-    await update.callback_query.answer(answer)  # type: ignore[union-attr]
+    query, data, message_id = _query(update)
+    await query.answer(await context.services.studio.press(context.user(update), message_id, data))
 
 
 async def result(update: Update, context: StudioContext) -> None:
     """``r:`` — a delivered result: send again, send as file."""
-    data, _ = _query(update)
-    answer = await context.services.account.result_button(context.user(update), data)
-    await update.callback_query.answer(answer)  # type: ignore[union-attr]
+    query, data, _ = _query(update)
+    await query.answer(await context.services.account.result_button(context.user(update), data))
 
 
 async def setting(update: Update, context: StudioContext) -> None:
     """``s:`` — a /settings button."""
-    data, message_id = _query(update)
+    query, data, message_id = _query(update)
     name = (data or "").removeprefix("s:")
-    answer = await context.services.account.change_setting(context.user(update), message_id, name)
-    await update.callback_query.answer(answer)  # type: ignore[union-attr]
+    user = context.user(update)
+    await query.answer(await context.services.account.change_setting(user, message_id, name))
 
 
 async def unknown(update: Update, context: StudioContext) -> None:
     """Anything else (forged or from an old version): say it has expired."""
-    user = context.user(update)
-    await update.callback_query.answer(text(user.language, "button_expired"))  # type: ignore[union-attr]
+    query, _, _ = _query(update)
+    await query.answer(text(context.user(update).language, "button_expired"))

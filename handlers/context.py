@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from telegram import Update
@@ -37,14 +37,6 @@ class StudioContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any]
         user = require_user(update)
         chosen = self.user_data.get("language") if self.user_data is not None else None
         return replace(user, language=chosen) if chosen else user
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """The parts of an update that handlers need."""
-
-    user: ChatUser
-    message_id: int | None
 
 
 def chat_user(update: Update) -> ChatUser | None:

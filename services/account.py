@@ -92,22 +92,13 @@ class Account:
         if allowance.unlimited:
             await self._send(user, text(user.language, "credits_unlimited"))
             return
-        reset = datetime.fromtimestamp(allowance.resets_at, self.credits.zone)
-        left = max(0, int(allowance.resets_at - self.clock()))
-        await self._send(
-            user,
-            text(
-                user.language,
-                "credits",
-                available=allowance.available,
-                daily=allowance.daily,
-                reset_clock=f"{reset:%H:%M}",
-                zone=str(self.credits.zone),
-                reset_in=text(
-                    user.language, "hours_minutes", hours=left // 3600, minutes=left % 3600 // 60
-                ),
-            ),
+        reset = views.reset_time(
+            user.language, allowance.resets_at, self.clock(), self.credits.zone
         )
+        body = text(
+            user.language, "credits", available=allowance.available, daily=allowance.daily, **reset
+        )
+        await self._send(user, body)
 
     async def models(self, user: ChatUser) -> None:
         """The photo models of this provider, with costs and typical times."""

@@ -10,7 +10,6 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -320,16 +319,8 @@ class Studio:
             await self.messenger.send_text(user.chat_id, answer, reply_to=reply_to)
 
     def _quota_params(self, exc: QuotaExceeded, lang: str) -> dict[str, object]:
-        zone = self.credits.zone
-        reset = datetime.fromtimestamp(exc.resets_at, zone)
-        left = max(0, int(exc.resets_at - self.clock()))
-        return {
-            "reset_clock": reset.strftime("%H:%M"),
-            "zone": str(zone),
-            "reset_in": text(lang, "hours_minutes", hours=left // 3600, minutes=left % 3600 // 60),
-            "needed": exc.needed,
-            "available": exc.available,
-        }
+        reset = views.reset_time(lang, exc.resets_at, self.clock(), self.credits.zone)
+        return {**reset, "needed": exc.needed, "available": exc.available}
 
     async def _again(self, job: Job) -> str | None:
         if not job.input_path or not Path(job.input_path).is_file():

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from services.catalogue import get_model, models_for
 from services.intents import DEFAULT_MOTION, MOTION_PRESETS, MOTION_PROMPTS
@@ -292,3 +294,13 @@ def job_line(job: Job, now: float) -> str:
     else:
         where = text(lang, f"state_{job.state.value}")
     return f"#{job.id} {what(job)} · {model} · {where} · {elapsed(now - started)}"
+
+
+def reset_time(lang: str, resets_at: float, now: float, zone: ZoneInfo) -> dict[str, object]:
+    """When the allowance resets, as clock time and as "in 5 h 12 min"."""
+    left = max(0, int(resets_at - now))
+    return {
+        "reset_clock": f"{datetime.fromtimestamp(resets_at, zone):%H:%M}",
+        "zone": str(zone),
+        "reset_in": text(lang, "hours_minutes", hours=left // 3600, minutes=left % 3600 // 60),
+    }

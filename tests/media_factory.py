@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -69,3 +70,24 @@ def make_big_video(
     if not target_bytes <= size <= target_bytes * 1.1:
         raise RuntimeError(f"made {size} bytes, wanted about {target_bytes}")
     return path
+
+
+def banner(path: Path) -> str:
+    """ffmpeg's description of a file (its stderr), for checks ffprobe would do."""
+    cmd = [default_tools().ffmpeg, "-hide_banner", "-nostdin", "-i", str(path)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False).stderr
+
+
+def ffmpeg_children() -> list[str]:
+    """ffmpeg processes (or zombies of any kind) whose parent is this test process."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        state, ppid = text[text.rindex(")") + 2 :].split()[:2]
+        if int(ppid) == os.getpid() and (state == "Z" or "ffmpeg" in comm):
+            found.append(f"{stat.parent.name} {comm} {state}")
+    return found

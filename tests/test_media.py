@@ -16,32 +16,12 @@ import pytest
 from services import media
 from services.errors import MediaError
 from services.media import FFmpegTools, MediaInfo
-from tests.media_factory import make_big_video, make_photo, make_video
+from tests.media_factory import banner, ffmpeg_children, make_big_video, make_photo, make_video
 
 HAS_PROC = Path("/proc/self/stat").exists()
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def ffmpeg_children() -> list[str]:
-    """ffmpeg processes (or zombies of any kind) whose parent is this test process."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        comm = text[text.index("(") + 1 : text.rindex(")")]
-        state, ppid = text[text.rindex(")") + 2 :].split()[:2]
-        if int(ppid) == os.getpid() and (state == "Z" or "ffmpeg" in comm):
-            found.append(f"{stat.parent.name} {comm} {state}")
-    return found
-
-
-def banner(path: Path) -> str:
-    cmd = [media.default_tools().ffmpeg, "-hide_banner", "-nostdin", "-i", str(path)]
-    return subprocess.run(cmd, capture_output=True, text=True, check=False).stderr
 
 
 def gray_frames(path: Path, width: int, height: int) -> list[bytes]:
