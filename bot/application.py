@@ -110,6 +110,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         api_root=settings.telegram_api_url,
         token=settings.telegram_bot_token.get_secret_value(),
         local_mode=settings.telegram_local_mode,
+        upload_timeout=settings.telegram_upload_timeout_seconds,
     )
     delivery = Delivery(
         messenger, upload_limit=settings.upload_limit, local_mode=settings.telegram_local_mode

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     local_studio_height: int = Field(720, ge=144, le=2160)
     poller_tick_seconds: float = Field(1.0, gt=0)
     provider_timeout_seconds: float = Field(60.0, gt=0)
+    telegram_upload_timeout_seconds: float = Field(600.0, gt=0)
     max_running_jobs_per_user: int = Field(2, ge=1)
     download_retry_seconds: float = Field(10.0, ge=0)
     flood_messages: int = Field(20, ge=1)

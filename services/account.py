@@ -16,7 +16,13 @@ from services.credits import Credits
 from services.errors import MessengerError
 from services.jobs import ACTIVE_STATES, JobState
 from services.preferences import FIELDS, Preferences
-from services.storage.repositories import Clock, JobRepository, MediaRepository, UserRepository
+from services.storage.repositories import (
+    Clock,
+    JobRepository,
+    MediaRecord,
+    MediaRepository,
+    UserRepository,
+)
 from services.studio import ChatUser
 from services.telegram_edge import Keyboard, Messenger
 from services.texts import text
@@ -165,31 +171,49 @@ class Account:
             return text(user.language, "button_expired")
         if job.user_id != user.id:
             return text(user.language, "button_not_yours")
-        if pressed.action == "send":
-            record = await self.media.for_job(job.id)
-            if record is None:
-                return text(user.language, "button_expired")
+        record = await self.media.for_job(job.id)
+        if pressed.action == "send" and record is not None:
             await self.messenger.send_video_by_id(
                 user.chat_id, record.file_id, views.caption(job), views.after_delivery(job)
             )
             return None
+        # "As file", or "Send it again" after an upload Telegram never confirmed: from disk.
+        as_document = pressed.action != "send"
         path = output_path(self.data_dir, job.id)
         if not path.is_file():
             return text(user.language, "output_gone")
         try:
-            async with self.messenger.chat_action(user.chat_id, "upload_document"):
-                await self.messenger.send_video(
+            async with self.messenger.chat_action(
+                user.chat_id, "upload_document" if as_document else "upload_video"
+            ):
+                sent = await self.messenger.send_video(
                     user.chat_id,
                     path,
                     caption=views.caption(job),
                     width=None,
                     height=None,
                     duration=None,
-                    as_document=True,
+                    keyboard=None if as_document else views.after_delivery(job),
+                    as_document=as_document,
                 )
         except MessengerError as exc:
-            log.warning("job %s: sending as a file failed: %s", job.id, exc.kind)
+            log.warning("job %s: sending from disk failed: %s", job.id, exc.kind)
+            if exc.kind == "unclear":  # it most likely arrived; the button stays for another go
+                return text(user.language, "status_unconfirmed")
             return text(user.language, "failed_delivery_short")
+        if record is None and not as_document:  # now there is a file_id for later re-sends
+            fresh = MediaRecord(
+                job_id=job.id,
+                chat_id=user.chat_id,
+                message_id=sent.message_id,
+                kind=sent.kind,
+                file_id=sent.file_id,
+                width=None,
+                height=None,
+                duration=None,
+                size=path.stat().st_size,
+            )
+            await self.media.add(fresh, sent.file_unique_id)
         return None
 
     # --- admins -----------------------------------------------------------------------------

@@ -30,6 +30,7 @@ class Outcome:
     info: media.MediaInfo | None
     link_sent: bool = False
     path: Path | None = None  # the file that was sent
+    unconfirmed: bool = False  # Telegram got the whole upload but never answered
 
 
 class Delivery:
@@ -81,8 +82,11 @@ class Delivery:
                 sent = await self._send_with_retries(
                     job, path, info, caption(job, note), keyboard, True
                 )
-        except MessengerError:  # too large: a document of the same size would fail the same way
-            sent = None
+        except MessengerError as exc:
+            if exc.kind == "unclear":
+                # Resending could post it twice; the user gets a "Send again" button instead.
+                return Outcome(sent=None, info=info, path=path, unconfirmed=True)
+            sent = None  # too large: a document of the same size would fail the same way
         if sent is None:
             return await self.send_link_or_apology(
                 job, text(job.language, "reason_send_failed"), info
@@ -119,7 +123,7 @@ class Delivery:
                     await asyncio.sleep(exc.retry_after or 1)
                 elif exc.kind in ("timeout", "network"):
                     await asyncio.sleep(min(2.0 * (attempt + 1), self.retry_wait_cap))
-                elif exc.kind == "too_large":
+                elif exc.kind in ("too_large", "unclear"):
                     raise
                 else:
                     return None

@@ -111,17 +111,20 @@ class Endings:
             return
         await self.edit_status(job, body, keyboard=views.cancel_keyboard(job))
 
-    async def edit_status(self, job: Job, body: str, keyboard: Keyboard | None) -> None:
-        """Edit the status message now and remember what it says."""
+    async def edit_status(self, job: Job, body: str, keyboard: Keyboard | None) -> bool:
+        """Edit the status message now and remember what it says; False if it could not be."""
         if job.status_message_id is None:
-            return
+            return False
         try:
-            await self.messenger.edit_text(job.chat_id, job.status_message_id, body, keyboard)
+            edited = await self.messenger.edit_text(
+                job.chat_id, job.status_message_id, body, keyboard
+            )
         except MessengerError as exc:
             # Progress edits are best effort; the final messages are sent separately.
             log.debug("job %s: status edit failed: %s", job.id, exc.kind)
-            return
+            return False
         await self.jobs.update(job.id, status_text=body, status_edited_at=self.clock())
+        return edited
 
     async def _reload(self, job: Job) -> Job:
         fresh = await self.jobs.get(job.id)

@@ -415,6 +415,19 @@ class Poller:
             log.warning("job %s: output unreadable: %s", job.id, exc)
             await self.endings.fail(job, S.FAILED, "failed_media")
             return None
+        if outcome.unconfirmed and outcome.path is not None:
+            # Telegram holds the whole upload and most likely posted it: a resend could show the
+            # video twice, so the user decides, with the file kept for the button.
+            await self.jobs.transition(
+                job.id, S.DELIVERING, S.DELIVERED, settle="keep", finished_at=self.clock()
+            )
+            self._keep_output(job, outcome.path)
+            log.warning("job %s: upload unconfirmed; offering to send it again", job.id)
+            unconfirmed = text(job.language, "status_unconfirmed")
+            if not await self.endings.edit_status(job, unconfirmed, keyboard=views.resend(job)):
+                await self.messenger.send_text(job.chat_id, unconfirmed, views.resend(job))
+            await self.endings.clean(job)
+            return None
         if outcome.sent is None:
             await self.endings.fail(job, S.FAILED, "failed_delivery", notify=False)
             return None
@@ -439,10 +452,7 @@ class Poller:
         )
         log.info("job %s delivered", job.id)
         if outcome.path is not None:
-            # Kept a day for "As file"; housekeeping removes it after that.
-            kept = self.config.work_dir / "outputs" / f"{job.id}.mp4"
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            outcome.path.replace(kept)
+            self._keep_output(job, outcome.path)
         done = text(
             job.language,
             "status_done",
@@ -451,6 +461,12 @@ class Poller:
         await self.endings.edit_status(job, done, keyboard=None)
         await self.endings.clean(job)
         return None
+
+    def _keep_output(self, job: Job, path: Path) -> None:
+        # Kept a day for "As file" and "Send it again"; housekeeping removes it after that.
+        kept = self.config.work_dir / "outputs" / f"{job.id}.mp4"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(kept)
 
     async def _reload(self, job: Job) -> Job:
         fresh = await self.jobs.get(job.id)

@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,7 +190,10 @@ class Messenger:
         else:
             with path.open("rb") as handle:
                 files = {field: (f"video-{path.stem}.mp4", handle, "video/mp4")}
-                result = await self._call(method, data=data, files=files)
+                size = path.stat().st_size
+                result = await self._call(
+                    method, data=data, files=files, sent_whole=lambda: handle.tell() >= size
+                )
         media = result.get("video") or result.get("document") or result.get("animation") or {}
         if not media.get("file_id"):
             raise MessengerError("Telegram returned no file", kind="bad_request")
@@ -218,8 +221,14 @@ class Messenger:
         return message.message_id
 
     async def _call(
-        self, method: str, *, data: dict[str, str], files: dict[str, Any] | None = None
+        self,
+        method: str,
+        *,
+        data: dict[str, str],
+        files: dict[str, Any] | None = None,
+        sent_whole: Callable[[], bool] = lambda: False,
     ) -> dict[str, Any]:
+        """POST a method; a failure is ``unclear`` when Telegram may have acted on it anyway."""
         try:
             response = await self.http.post(
                 f"{self._method_root}/{method}",
@@ -227,13 +236,17 @@ class Messenger:
                 files=files,
                 timeout=httpx.Timeout(self.upload_timeout, connect=10.0),
             )
-        except httpx.TimeoutException as exc:
+        except httpx.ReadTimeout as exc:
+            # The request went out whole; only the answer is missing. Telegram may have posted it.
+            raise MessengerError("no answer in time", kind="unclear") from exc
+        except httpx.TimeoutException as exc:  # connect, write or pool: surely not accepted
             raise MessengerError("upload timed out", kind="timeout") from exc
         except httpx.TransportError as exc:
             # str(exc) can carry the request URL, hence the token: report the type only.
-            raise MessengerError(
-                f"connection failed ({type(exc).__name__})", kind="network"
-            ) from exc
+            # httpx reads the file while it writes it, so a handle at its end means the whole
+            # upload may have reached Telegram: resending could post the video twice.
+            kind = "unclear" if sent_whole() else "network"
+            raise MessengerError(f"connection failed ({type(exc).__name__})", kind=kind) from exc
         if response.status_code == 413:
             raise MessengerError("Request Entity Too Large", kind="too_large")
         try:

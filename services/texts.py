@@ -100,6 +100,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "status_slow": "Complex scenes take a little longer.",
         "status_very_slow": "This is taking longer than usual; I'm still on it.",
         "status_done": "Done in {elapsed}. ✓",
+        "status_unconfirmed": (
+            "Your video went to Telegram, but Telegram did not confirm it arrived. "
+            "If it is not in the chat, tap the button to send it again."
+        ),
+        "btn_resend": "↻ Send it again",
         "status_stopped": "Stopped: {reason}",
         "caption": "{what} · {model}{length}\n<i>{prompt}</i>",
         "caption_length": " · {duration} s",

@@ -87,6 +87,11 @@ RU: dict[str, str] = {
     "status_slow": "Сложные сцены занимают чуть больше времени.",
     "status_very_slow": "Дольше обычного, но я слежу.",
     "status_done": "Готово за {elapsed}. ✓",
+    "status_unconfirmed": (
+        "Видео отправлено в Telegram, но Telegram не подтвердил доставку. "
+        "Если его нет в чате, нажмите кнопку, чтобы прислать его снова."
+    ),
+    "btn_resend": "↻ Прислать снова",
     "status_stopped": "Остановлено: {reason}",
     "caption": "{what} · {model}{length}\n<i>{prompt}</i>",
     "caption_length": " · {duration} с",

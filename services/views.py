@@ -265,6 +265,11 @@ def stopped(job: Job) -> str:
     return text(lang, "status_stopped", reason=job.state.value.replace("_", " "))
 
 
+def resend(job: Job) -> Keyboard:
+    """The one button under an upload Telegram never confirmed."""
+    return [[(text(job.language, "btn_resend"), button(job.id, "send", prefix="r"))]]
+
+
 def after_delivery(job: Job) -> Keyboard:
     """Buttons under a delivered video: do it again, or get the file without recompression."""
     lang = job.language

@@ -164,15 +164,57 @@ async def test_telegram_413_ends_with_an_explanation_and_no_second_upload(
     assert ledger(tmp_path) == [("reserve", 10), ("refund", 10)]
 
 
-async def test_a_dropped_connection_during_upload_is_retried_and_delivered_once(
+UNCONFIRMED = "did not confirm it arrived"
+
+
+def resend_button(tg: FakeTelegram) -> tuple[int, str]:
+    """The message that carries the "Send it again" button, and the button's data."""
+    for m in tg.messages(USER):
+        if UNCONFIRMED in (m.text_plain or ""):
+            return m.message_id, data_for(tg, USER, m.message_id, "send")
+    raise AssertionError("no unconfirmed-upload message")
+
+
+async def test_an_upload_telegram_never_answers_is_not_sent_twice_and_can_be_resent(
     tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes
 ) -> None:
-    tg.drop_connection_next("sendVideo")
-    async with running_bot(make_settings(tg, tmp_path)) as app:
+    tg.delay("sendVideo", 3.0)  # Telegram posts the video, the answer never comes in time
+    settings = make_settings(tg, tmp_path, telegram_upload_timeout_seconds=1.0)
+    async with running_bot(settings) as app:
         card_id = await reply_to(tg, tg.user_message(USER, photo=photo_bytes, caption="zoom in"))
         tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
         job = await ended_job(app)
+        await tg.wait_for(lambda: UNCONFIRMED in plain(tg))
+        await asyncio.sleep(1.0)  # room for a (wrong) resend
+        assert len(tg.calls_to("sendVideo")) == 1 and len(tg.videos(USER)) == 1
+        assert tg.calls_to("sendDocument") == []
         assert job.state.value == "delivered"  # type: ignore[attr-defined]
+        # The user asks for it again: sent from the kept file, and only then.
+        tg.delay("sendVideo", 0)
+        message_id, data = resend_button(tg)
+        tg.press_button(USER, message_id, data)
+        await tg.wait_for(lambda: len(tg.videos(USER)) == 2)
+        # A second press re-sends by file_id: no new upload.
+        tg.press_button(USER, message_id, data)
+        await tg.wait_for(lambda: len(tg.videos(USER)) == 3)
+        uploads = [c for c in tg.calls_to("sendVideo") if c.files]
+        assert len(uploads) == 2
+    assert ledger(tmp_path) == [("reserve", 10), ("keep", 10)]  # in the chat: charged once
+
+
+async def test_a_connection_dropped_after_the_whole_upload_is_not_resent(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes
+) -> None:
+    tg.drop_connection_next("sendVideo")  # the fake read the whole upload, then hung up
+    async with running_bot(make_settings(tg, tmp_path)) as app:
+        card_id = await reply_to(tg, tg.user_message(USER, photo=photo_bytes, caption="zoom in"))
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await ended_job(app)
+        await tg.wait_for(lambda: UNCONFIRMED in plain(tg))
+        assert len(tg.calls_to("sendVideo")) == 1 and tg.videos(USER) == []
+        message_id, data = resend_button(tg)
+        tg.press_button(USER, message_id, data)
+        await tg.wait_for(lambda: len(tg.videos(USER)) == 1)
     assert len(tg.calls_to("sendVideo")) == 2 and len(tg.videos(USER)) == 1
 
 
