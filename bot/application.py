@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 import handlers
 from bot.settings import Settings
@@ -26,6 +26,7 @@ from services.providers.base import Provider, ProviderSet
 from services.providers.fal import FalProvider
 from services.providers.local import LocalStudio
 from services.providers.muapi import MuapiProvider
+from services.send_budget import SendBudget
 from services.storage.db import Database
 from services.storage.repositories import (
     AlertRepository,
@@ -111,6 +112,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         token=settings.telegram_bot_token.get_secret_value(),
         local_mode=settings.telegram_local_mode,
         upload_timeout=settings.telegram_upload_timeout_seconds,
+        budget=limiter if isinstance(limiter := app.bot.rate_limiter, SendBudget) else None,
     )
     delivery = Delivery(
         messenger, upload_limit=settings.upload_limit, local_mode=settings.telegram_local_mode
@@ -131,6 +133,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
             job_timeout=settings.job_timeout_seconds,
             stall_polls=settings.stall_polls,
             max_concurrent=settings.max_concurrent_polls,
+            max_deliveries=settings.max_concurrent_deliveries,
             edit_interval=settings.status_edit_interval_seconds,
             lease_seconds=settings.lease_seconds,
             download_retry_wait=settings.download_retry_seconds,
@@ -218,7 +221,7 @@ def build_application(settings: Settings, clock: Clock = time.time) -> App:
         .base_file_url(f"{root}/file/bot")
         .local_mode(settings.telegram_local_mode)
         .context_types(context_types)
-        .rate_limiter(AIORateLimiter(max_retries=2))
+        .rate_limiter(SendBudget(settings.telegram_sends_per_second))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .get_updates_read_timeout(30)

@@ -52,13 +52,15 @@ class Settings(BaseSettings):
 
     # Operational knobs beyond the product table; the defaults suit one process on a small VM.
     stall_polls: int = Field(20, ge=2)
-    max_concurrent_polls: int = Field(8, ge=1)
+    max_concurrent_polls: int = Field(32, ge=1)
+    max_concurrent_deliveries: int = Field(2, ge=1)
     status_edit_interval_seconds: float = Field(5.0, ge=0)
     lease_seconds: float = Field(60.0, gt=0)
     local_studio_height: int = Field(720, ge=144, le=2160)
     poller_tick_seconds: float = Field(1.0, gt=0)
     provider_timeout_seconds: float = Field(60.0, gt=0)
     telegram_upload_timeout_seconds: float = Field(600.0, gt=0)
+    telegram_sends_per_second: int = Field(30, ge=1)
     max_running_jobs_per_user: int = Field(2, ge=1)
     download_retry_seconds: float = Field(10.0, ge=0)
     flood_messages: int = Field(20, ge=1)

@@ -109,15 +109,21 @@ class Endings:
             return
         if not force and job.status_edited_at and now - job.status_edited_at < self.edit_interval:
             return
-        await self.edit_status(job, body, keyboard=views.cancel_keyboard(job))
+        await self.edit_status(job, body, keyboard=views.cancel_keyboard(job), optional=not force)
 
-    async def edit_status(self, job: Job, body: str, keyboard: Keyboard | None) -> bool:
-        """Edit the status message now and remember what it says; False if it could not be."""
+    async def edit_status(
+        self, job: Job, body: str, keyboard: Keyboard | None, *, optional: bool = False
+    ) -> bool:
+        """Edit the status message now and remember what it says; False if it could not be.
+
+        An ``optional`` edit (progress) gives way to people's messages when Telegram's send
+        budget is short; the text is not remembered then, so the next poll tries again.
+        """
         if job.status_message_id is None:
             return False
         try:
             edited = await self.messenger.edit_text(
-                job.chat_id, job.status_message_id, body, keyboard
+                job.chat_id, job.status_message_id, body, keyboard, optional=optional
             )
         except MessengerError as exc:
             # Progress edits are best effort; the final messages are sent separately.

@@ -70,7 +70,8 @@ class ProviderPermanent(ProviderError):
 
 class MessengerError(StudioError):
     """Telegram refused or failed a call; ``kind`` is ``too_large``, ``retry_after``,
-    ``timeout``, ``network``, ``not_found``, ``bad_request`` or ``unclear`` (the request went
+    ``timeout``, ``network``, ``not_found``, ``bad_request``, ``skipped`` (an optional edit
+    the send budget had no room for) or ``unclear`` (the request went
     out whole and no answer came back: Telegram may have acted on it, so it is not resent)."""
 
     def __init__(self, message: str, *, kind: str, retry_after: float | None = None) -> None:

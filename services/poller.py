@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,8 @@ class PollerConfig:
     poll_interval: float = 15.0
     job_timeout: float = 600.0
     stall_polls: int = 20
-    max_concurrent: int = 8
+    max_concurrent: int = 32
+    max_deliveries: int = 2
     edit_interval: float = 5.0
     lease_seconds: float = 60.0
     output_limit: int = 2_000_000_000
@@ -64,6 +65,25 @@ class PollerConfig:
     download_attempts: int = 3
     download_retry_wait: float = 10.0
     max_errors: int = 30
+
+
+# Two lanes, each with its own bound: many cheap status requests at once, but only a few of the
+# downloads, re-encodes and uploads that need memory, CPU and bandwidth.
+POLL_STATES = frozenset({S.QUEUED, S.SUBMITTING, S.RUNNING})
+DELIVERY_STATES = frozenset({S.DOWNLOADING, S.DELIVERING})
+
+
+@dataclass
+class Lane:
+    """Jobs in some states, worked on by at most ``limit`` tasks at once."""
+
+    name: str
+    states: frozenset[JobState]
+    limit: int
+    inflight: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    freed: asyncio.Event = field(default_factory=asyncio.Event)
+    pump: asyncio.Task[None] | None = None
+    claiming: int = 0
 
 
 class Poller:
@@ -101,42 +121,80 @@ class Poller:
             edit_interval=config.edit_interval,
             clock=clock,
         )
-        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._lanes = (
+            Lane("poll", POLL_STATES, config.max_concurrent),
+            Lane("delivery", DELIVERY_STATES, config.max_deliveries),
+        )
 
     @property
     def busy(self) -> int:
-        """Jobs being worked on right now."""
-        return len(self._inflight)
+        """Jobs being worked on right now (plus lanes still claiming)."""
+        return sum(len(lane.inflight) + lane.claiming for lane in self._lanes)
 
     async def tick(self) -> int:
-        """Lease the jobs that are due and start working on them; return how many."""
-        room = self.config.max_concurrent - len(self._inflight)
-        if room <= 0:
-            return 0
-        claimed = await self.jobs.claim_due(self.owner, self.config.lease_seconds, room)
-        for job in claimed:
-            if job.id in self._inflight:
-                continue
-            task = asyncio.create_task(self._work(job), name=f"job-{job.id}")
-            self._inflight[job.id] = task
-            task.add_done_callback(partial(self._forget, job.id))
-        return len(claimed)
+        """Start claiming due jobs in every lane that is not already at it; return how many
+        jobs are being worked on."""
+        for lane in self._lanes:
+            self._start(lane)
+        await asyncio.sleep(0)  # let the lanes take their first batch
+        return self.busy
 
-    def _forget(self, job_id: int, _task: asyncio.Task[None]) -> None:
-        self._inflight.pop(job_id, None)
+    def _start(self, lane: Lane) -> None:
+        if lane.pump is None or lane.pump.done():
+            lane.pump = asyncio.create_task(self._pump(lane), name=f"poller-{lane.name}")
+
+    async def _pump(self, lane: Lane) -> None:
+        """Keep the lane's slots filled while jobs are due; stop when none are left.
+
+        Finished jobs free their slot at once, so a round over many jobs runs back to back
+        instead of waiting for the next tick; the bound keeps the provider, the database and
+        the users' own messages from queueing behind a big round.
+        """
+        lane.claiming = 1
+        try:
+            while True:
+                room = lane.limit - len(lane.inflight)
+                if room <= 0:
+                    lane.freed.clear()
+                    if len(lane.inflight) >= lane.limit:
+                        await lane.freed.wait()
+                    continue
+                claimed = await self.jobs.claim_due(
+                    self.owner, self.config.lease_seconds, room, lane.states
+                )
+                for job in claimed:
+                    if job.id in lane.inflight:
+                        continue
+                    task = asyncio.create_task(self._work(job, lane), name=f"job-{job.id}")
+                    lane.inflight[job.id] = task
+                    task.add_done_callback(partial(self._forget, lane, job.id))
+                if len(claimed) < room:
+                    return
+        finally:
+            lane.claiming = 0
+
+    @staticmethod
+    def _forget(lane: Lane, job_id: int, _task: asyncio.Task[None]) -> None:
+        lane.inflight.pop(job_id, None)
+        lane.freed.set()
 
     async def stop(self) -> None:
         """Stop working; leases lapse and the jobs resume on the next start."""
-        tasks = list(self._inflight.values())
+        tasks: list[asyncio.Task[None]] = []
+        for lane in self._lanes:
+            if lane.pump is not None:
+                tasks.append(lane.pump)
+            tasks.extend(lane.inflight.values())
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _work(self, job: Job) -> None:
+    async def _work(self, job: Job, lane: Lane) -> None:
         renewer = asyncio.create_task(self._renew(job.id))
         next_at: float | None = None
+        handed_over = False
         try:
             current: Job | None = job
             while current is not None and current.active:
@@ -147,6 +205,10 @@ class Poller:
                     next_at = self.clock() + delay
                     break
                 current = await self.jobs.get(current.id)
+                if current is not None and current.state not in lane.states:
+                    # Due now, in the other lane (a finished render goes to delivery).
+                    next_at, handed_over = self.clock(), True
+                    break
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -159,6 +221,10 @@ class Poller:
                 await renewer
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.jobs.release(job.id, self.owner, next_at))
+        if handed_over:
+            for other in self._lanes:
+                if other is not lane:
+                    self._start(other)
 
     async def _renew(self, job_id: int) -> None:
         while True:

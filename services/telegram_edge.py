@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.ext import ExtBot
 
 from services.downloads import stream_to_file
 from services.errors import MessengerError, TransferError
+from services.send_budget import SendBudget, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +83,17 @@ class Messenger:
 
     def __init__(
         self,
-        bot: Bot,
+        bot: ExtBot[Any],
         http: httpx.AsyncClient,
         *,
         api_root: str,
         token: str,
         local_mode: bool,
         upload_timeout: float = 600.0,
+        budget: SendBudget | None = None,
     ) -> None:
         self.bot = bot
+        self.budget = budget  # the same one PTB's requests go through
         self.http = http
         self._method_root = f"{api_root}/bot{token}"
         self.local_mode = local_mode
@@ -114,9 +118,19 @@ class Messenger:
         return message.message_id
 
     async def edit_text(
-        self, chat_id: int, message_id: int, text: str, keyboard: Keyboard | None = None
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        keyboard: Keyboard | None = None,
+        *,
+        optional: bool = False,
     ) -> bool:
-        """Edit a message; False if it is gone. An unchanged text is not an error."""
+        """Edit a message; False if it is gone. An unchanged text is not an error.
+
+        An ``optional`` edit (progress) is skipped, raising ``skipped``, when the send budget
+        is needed for people's messages.
+        """
         try:
             await self.bot.edit_message_text(
                 text,
@@ -125,7 +139,10 @@ class Messenger:
                 parse_mode=ParseMode.HTML,
                 reply_markup=markup(keyboard),
                 disable_web_page_preview=True,
+                rate_limit_args={"optional": True} if optional else None,
             )
+        except Skipped as exc:
+            raise MessengerError("no budget for an optional edit", kind="skipped") from exc
         except BadRequest as exc:
             if "not modified" in exc.message.lower():
                 return True
@@ -144,8 +161,10 @@ class Messenger:
 
         async def keep_alive() -> None:
             while True:
-                with contextlib.suppress(Exception):
-                    await self.bot.send_chat_action(chat_id, action)
+                with contextlib.suppress(Exception):  # cosmetic: skipped when the budget is short
+                    await self.bot.send_chat_action(
+                        chat_id, action, rate_limit_args={"optional": True}
+                    )
                 await asyncio.sleep(4)
 
         task = asyncio.create_task(keep_alive())
@@ -229,6 +248,8 @@ class Messenger:
         sent_whole: Callable[[], bool] = lambda: False,
     ) -> dict[str, Any]:
         """POST a method; a failure is ``unclear`` when Telegram may have acted on it anyway."""
+        if self.budget is not None:
+            await self.budget.take()
         try:
             response = await self.http.post(
                 f"{self._method_root}/{method}",
@@ -260,6 +281,8 @@ class Messenger:
         description = str(payload.get("description", f"HTTP {response.status_code}"))
         retry_after = (payload.get("parameters") or {}).get("retry_after")
         if retry_after is not None:
+            if self.budget is not None:
+                self.budget.pause(float(retry_after))
             raise MessengerError(description, kind="retry_after", retry_after=float(retry_after))
         if response.status_code >= 500:
             raise MessengerError(description, kind="network")

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from telegram import Bot
+from telegram.ext import ExtBot
 
 from services.credits import Credits
 from services.delivery import Delivery
@@ -25,6 +25,7 @@ from services.providers.base import (
     ProviderStatus,
     Submission,
 )
+from services.send_budget import SendBudget
 from services.storage.db import Database
 from services.storage.repositories import (
     JobRepository,
@@ -166,7 +167,9 @@ async def world(tg: FakeTelegram, tmp_path: Path) -> AsyncIterator[World]:
     await db.open()
     ledger = LedgerRepository(db, clock)
     credits = Credits(ledger, clock, daily=500, zone=ZoneInfo("UTC"), admins=frozenset())
-    bot = Bot(tg.token, base_url=tg.api_url, base_file_url=tg.file_url)
+    bot = ExtBot(
+        tg.token, base_url=tg.api_url, base_file_url=tg.file_url, rate_limiter=SendBudget()
+    )
     await bot.initialize()
     async with httpx.AsyncClient() as http:
         messenger = Messenger(bot, http, api_root=tg.root, token=tg.token, local_mode=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from telegram import Bot
+from telegram.ext import ExtBot
 
 from services.errors import MessengerError
 from services.telegram_edge import Messenger
@@ -33,7 +33,7 @@ class StreamingTransport(httpx.AsyncBaseTransport):
 async def upload_with(handler: Handler, path: Path) -> MessengerError:
     async with httpx.AsyncClient(transport=StreamingTransport(handler)) as http:
         messenger = Messenger(
-            Bot(TOKEN), http, api_root="http://telegram.test", token=TOKEN, local_mode=False
+            ExtBot(TOKEN), http, api_root="http://telegram.test", token=TOKEN, local_mode=False
         )
         with pytest.raises(MessengerError) as caught:
             await messenger.send_video(1, path, caption="", width=None, height=None, duration=None)

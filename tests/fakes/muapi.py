@@ -8,7 +8,9 @@ by the fake under ``{root}/files/...``.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from typing import Any
 
 from aiohttp import web
@@ -233,6 +235,9 @@ class FakeMuapi(FakeProviderServer):
         if job is None:
             return web.json_response({"detail": "Prediction not found"}, status=404)
         self.polls[job.request_id] += 1
+        if self.poll_delay:
+            await asyncio.sleep(self.poll_delay)
+        self.answered_polls.append((time.monotonic(), job.request_id))
         if job.scenario.poll_errors:
             status, body = job.scenario.poll_errors.pop(0)
             return reply(status, body)

@@ -283,6 +283,8 @@ class FakeProviderServer:
         self.polls: dict[str, int] = {}
         self.downloads: list[str] = []
         self.download_delay = 0.0
+        self.poll_delay = 0.0  # how long every status poll takes to answer
+        self.answered_polls: list[tuple[float, str]] = []  # (monotonic time, request id)
         self.errors: list[Exception] = []
         self.scenario = Scenario()
         self.next_scenarios: list[Scenario] = []
@@ -426,6 +428,10 @@ class FakeProviderServer:
         self.jobs[request_id] = job
         self.polls[request_id] = 0
         return job
+
+    def seed_job(self, scenario: Scenario, endpoint: str = "seeded") -> str:
+        """A job that was submitted before this server started; returns its request id."""
+        return self._new_job(f"seed-{len(self.jobs)}", endpoint, {}, scenario).request_id
 
     async def _pause(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

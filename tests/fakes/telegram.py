@@ -323,6 +323,12 @@ class FakeTelegram:
         self.state.chats[chat_id] = chat
         return chat
 
+    def bot_message(self, chat_id: int, text: str) -> int:
+        """A text message the bot sent earlier (state for a database seeded elsewhere)."""
+        chat = self.state.chats.get(chat_id) or self.add_chat(chat_id)
+        msg = self._new_message(chat, "text", {}, text=text, text_plain=text)
+        return msg.message_id
+
     def user_message(
         self,
         user_id: int,
