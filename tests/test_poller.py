@@ -407,3 +407,56 @@ async def test_a_full_disk_fails_the_job_with_a_refund_and_alerts_the_admins_onc
     alerts = [m for m in world.tg.messages(admin) if "data folder" in (m.text_plain or "")]
     assert len(alerts) == 1
     assert not list((world.tmp / "data").rglob("output.mp4"))  # the partial file is gone
+
+
+async def test_one_tick_works_through_every_due_job_within_the_bound(world: World) -> None:
+    provider = ScriptedProvider()
+    polling = peak = 0
+
+    async def slow_status(submission: Submission) -> ProviderStatus:
+        nonlocal polling, peak
+        provider.polls += 1
+        polling += 1
+        peak = max(peak, polling)
+        await asyncio.sleep(0.01)
+        polling -= 1
+        return ProviderStatus(ProviderState.RUNNING, "processing", progress=0.5)
+
+    provider.poll = slow_status  # type: ignore[method-assign]
+    poller = world.poller(provider, max_concurrent=3)
+    jobs = [await world.queued_job() for _ in range(10)]
+    for job in jobs:  # as if submitted earlier: all running and due now
+        await world.jobs.transition(job.id, JobState.QUEUED, JobState.SUBMITTING)
+        await world.jobs.transition(
+            job.id, JobState.SUBMITTING, JobState.RUNNING, external_id=f"r{job.id}"
+        )
+    await poller.tick()
+    await settle(poller)
+    assert provider.polls == 10  # not just the first three: the round ran back to back
+    assert peak == 3  # never more at once than the bound
+
+
+async def test_deliveries_have_their_own_bound_and_do_not_hold_up_polls(world: World) -> None:
+    provider = ScriptedProvider(output=make_video(world.tmp / "out.mp4", seconds=1.0))
+    provider.statuses = completed
+    poller = world.poller(provider, max_concurrent=8, max_deliveries=1)
+    uploading = 0
+    most = 0
+    send = world.messenger.send_video
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        nonlocal uploading, most
+        uploading += 1
+        most = max(most, uploading)
+        try:
+            return await send(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            uploading -= 1
+
+    world.messenger.send_video = counted  # type: ignore[method-assign]
+    jobs = [await world.queued_job() for _ in range(3)]
+    await run_ticks(world, poller, 6)
+    for job in jobs:
+        done = await world.jobs.get(job.id)
+        assert done is not None and done.state == JobState.DELIVERED
+    assert most == 1 and len(world.tg.videos(USER)) == 3
