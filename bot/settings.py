@@ -52,7 +52,7 @@ class Settings(BaseSettings):
 
     # Operational knobs beyond the product table; the defaults suit one process on a small VM.
     stall_polls: int = Field(20, ge=2)
-    max_concurrent_polls: int = Field(32, ge=1)
+    max_concurrent_polls: int = Field(48, ge=1)
     max_concurrent_deliveries: int = Field(2, ge=1)
     status_edit_interval_seconds: float = Field(5.0, ge=0)
     lease_seconds: float = Field(60.0, gt=0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ class PollerConfig:
     poll_interval: float = 15.0
     job_timeout: float = 600.0
     stall_polls: int = 20
-    max_concurrent: int = 32
+    max_concurrent: int = 48
     max_deliveries: int = 2
     edit_interval: float = 5.0
     lease_seconds: float = 60.0
@@ -125,6 +125,7 @@ class Poller:
             Lane("poll", POLL_STATES, config.max_concurrent),
             Lane("delivery", DELIVERY_STATES, config.max_deliveries),
         )
+        self._renewer: asyncio.Task[None] | None = None
 
     @property
     def busy(self) -> int:
@@ -134,6 +135,8 @@ class Poller:
     async def tick(self) -> int:
         """Start claiming due jobs in every lane that is not already at it; return how many
         jobs are being worked on."""
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew(), name="poller-leases")
         for lane in self._lanes:
             self._start(lane)
         await asyncio.sleep(0)  # let the lanes take their first batch
@@ -154,9 +157,10 @@ class Poller:
         try:
             while True:
                 room = lane.limit - len(lane.inflight)
-                if room <= 0:
+                if room < max(1, lane.limit // 4) and lane.inflight:
+                    # Claim in batches: one statement for several free slots, not one each.
                     lane.freed.clear()
-                    if len(lane.inflight) >= lane.limit:
+                    if lane.limit - len(lane.inflight) < max(1, lane.limit // 4):
                         await lane.freed.wait()
                     continue
                 claimed = await self.jobs.claim_due(
@@ -180,7 +184,7 @@ class Poller:
 
     async def stop(self) -> None:
         """Stop working; leases lapse and the jobs resume on the next start."""
-        tasks: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[None]] = [self._renewer] if self._renewer else []
         for lane in self._lanes:
             if lane.pump is not None:
                 tasks.append(lane.pump)
@@ -192,7 +196,6 @@ class Poller:
                 await task
 
     async def _work(self, job: Job, lane: Lane) -> None:
-        renewer = asyncio.create_task(self._renew(job.id))
         next_at: float | None = None
         handed_over = False
         try:
@@ -216,9 +219,6 @@ class Poller:
             next_at = self.clock() + self.config.poll_interval
             await self._count_error(job)
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.jobs.release(job.id, self.owner, next_at))
         if handed_over:
@@ -226,10 +226,13 @@ class Poller:
                 if other is not lane:
                     self._start(other)
 
-    async def _renew(self, job_id: int) -> None:
+    async def _renew(self) -> None:
+        # One statement renews every lease this process holds, however many jobs are in hand.
         while True:
             await asyncio.sleep(self.config.lease_seconds / 3)
-            await self.jobs.renew_lease(job_id, self.owner, self.config.lease_seconds)
+            if self.busy:
+                with contextlib.suppress(Exception):  # a busy database: the next turn renews
+                    await self.jobs.renew_leases(self.owner, self.config.lease_seconds)
 
     async def _count_error(self, job: Job) -> None:
         fresh = await self.jobs.get(job.id)
@@ -419,15 +422,16 @@ class Poller:
             # The provider id stays on the job: an operator can still look it up.
             await self.endings.fail(job, S.STALLED, "stalled")
             return None
-        await self.jobs.update(
-            job.id,
-            provider_status=status.signature,
-            same_status_polls=same,
-            poll_errors=0,
-            progress=status.progress,
-            queue_position=status.queue_position,
-        )
-        await self.endings.show_status(await self._reload(job))
+        changes: dict[str, Any] = {
+            "provider_status": status.signature,
+            "same_status_polls": same,
+            "poll_errors": 0,
+            "progress": status.progress,
+            "queue_position": status.queue_position,
+        }
+        await self.jobs.update(job.id, **changes)
+        # The row now says what ``job`` plus ``changes`` says: no need to read it back.
+        await self.endings.show_status(replace(job, **changes))
         return self.config.poll_interval
 
     # --- download and deliver ---------------------------------------------------------------

@@ -68,15 +68,18 @@ class SendBudget(BaseRateLimiter[JSONDict]):
         while self._sent and now - self._sent[0] >= self.window:
             self._sent.popleft()
 
-    def try_take(self, share: float = OPTIONAL_SHARE) -> bool:
-        """Take a slot now if the window is under ``share`` full and nobody waits."""
+    def has_room(self, share: float = OPTIONAL_SHARE) -> bool:
+        """Whether an optional send would get a slot now (it still has to take one)."""
         now = self.clock()
         self._purge(now)
-        if self._turn.locked() or now < self._paused_until:
+        busy = self._turn.locked() or now < self._paused_until
+        return not busy and len(self._sent) < self.limit * share
+
+    def try_take(self, share: float = OPTIONAL_SHARE) -> bool:
+        """Take a slot now if the window is under ``share`` full and nobody waits."""
+        if not self.has_room(share):
             return False
-        if len(self._sent) >= self.limit * share:
-            return False
-        self._sent.append(now)
+        self._sent.append(self.clock())
         return True
 
     async def take(self) -> None:

@@ -131,6 +131,9 @@ class Messenger:
         An ``optional`` edit (progress) is skipped, raising ``skipped``, when the send budget
         is needed for people's messages.
         """
+        if optional and self.budget is not None and not self.budget.has_room():
+            # Decided before PTB builds the request: in a big round most progress edits wait.
+            raise MessengerError("no budget for an optional edit", kind="skipped")
         try:
             await self.bot.edit_message_text(
                 text,

@@ -114,3 +114,9 @@ def test_relative_database_url_and_env_file(
     assert s.telegram_bot_token.get_secret_value() == TOKEN
     assert s.database_path == Path("state/x.db")
     assert TOKEN not in repr(s)
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in readme]
+    assert missing == []

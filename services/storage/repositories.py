@@ -243,7 +243,8 @@ class JobRepository:
         rows = await self.db.fetchall(
             "UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN ("  # noqa: S608
             f"SELECT id FROM jobs WHERE state IN ({marks}) "
-            "AND COALESCE(next_poll_at, 0) <= ? AND (lease_until IS NULL OR lease_until < ?) "
+            "AND (next_poll_at IS NULL OR next_poll_at <= ?) "
+            "AND (lease_until IS NULL OR lease_until < ?) "
             "ORDER BY next_poll_at LIMIT ?) AND (lease_until IS NULL OR lease_until < ?) "
             "RETURNING *",
             [owner, now + lease_seconds, *wanted, now, now, limit, now],
@@ -251,13 +252,12 @@ class JobRepository:
         claimed = [Job.from_row(row) for row in rows]
         return sorted(claimed, key=lambda job: (job.next_poll_at or 0, job.id))
 
-    async def renew_lease(self, job_id: int, owner: str, lease_seconds: float) -> bool:
-        """Extend our lease while long work (an upload) runs."""
-        changed = await self.db.execute(
-            "UPDATE jobs SET lease_until = ? WHERE id = ? AND lease_owner = ?",
-            (self.clock() + lease_seconds, job_id, owner),
+    async def renew_leases(self, owner: str, lease_seconds: float) -> int:
+        """Extend every lease ``owner`` holds (long work such as an upload is still going)."""
+        return await self.db.execute(
+            "UPDATE jobs SET lease_until = ? WHERE lease_owner = ?",
+            (self.clock() + lease_seconds, owner),
         )
-        return changed == 1
 
     async def release(self, job_id: int, owner: str, next_poll_at: float | None) -> None:
         """Give the lease back and say when the job is next due."""
