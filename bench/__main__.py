@@ -1,6 +1,6 @@
 """Run every benchmark, one after another, and refresh bench/README.md and bench/results/.
 
-python -m bench          # the full sizes (about 8 minutes on 2 cores)
+python -m bench          # the full sizes (about 6 minutes on 2 cores)
 python -m bench --quick  # smaller sizes, for a quick look
 """
 
