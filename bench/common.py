@@ -11,15 +11,21 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from services.storage.db import Database
+from tests.fakes.muapi import FakeMuapi
+from tests.fakes.provider_common import Scenario
+from tests.fakes.telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -185,6 +191,45 @@ async def wait_until(
             return time.monotonic()
         await asyncio.sleep(every)
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+async def seed_running_jobs(
+    db_path: Path,
+    tg: FakeTelegram,
+    muapi: FakeMuapi,
+    user_ids: Iterable[int],
+    scenario: Scenario,
+    due_at: float,
+) -> None:
+    """One job per user, already running on the fake muapi as ``scenario`` says, due at
+    ``due_at``, each with a status message in the fake Telegram; the schema is the bot's own."""
+    database = Database(db_path)
+    await database.open()  # the bot's own migrations make the schema
+    await database.close()
+    now = time.time()
+    users, jobs = [], []
+    for uid in user_ids:
+        status_id = tg.bot_message(uid, "Working on it…")
+        users.append((uid, uid, "Ann", "en", "{}", now, now))
+        jobs.append(
+            (uid, uid, "animate", "running", "muapi", "muapi-kling-2.1-pro", "zoom in",
+             json.dumps({"motion": "zoom_in"}), 45, "en", status_id,
+             muapi.seed_job(scenario, "kling-v2.1-pro-i2v"), json.dumps({"inputs": {}}),
+             "processing", now, now, now, due_at)
+        )  # fmt: skip
+    with sqlite3.connect(db_path) as conn:
+        conn.executemany(
+            "INSERT INTO users (id, chat_id, first_name, language, settings, created_at, "
+            "last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            users,
+        )
+        conn.executemany(
+            "INSERT INTO jobs (user_id, chat_id, kind, state, provider, model, prompt, params, "
+            "cost, language, status_message_id, external_id, provider_data, provider_status, "
+            "created_at, updated_at, submitted_at, next_poll_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            jobs,
+        )
 
 
 # --- results ----------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sqlite3
 import sys
 import time
@@ -35,18 +34,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import (
-    RESULTS,
     ROOT,
     BotRunner,
     PeakSampler,
     Proc,
     Row,
     save,
+    seed_running_jobs,
     wait_until,
     workdir,
 )
-from bench.videos import big_video
-from services.storage.db import Database
+from bench.videos import cached_video
 from tests.fakes.muapi import FakeMuapi
 from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
@@ -58,7 +56,6 @@ TARGET_MB = 25.0
 UPLOAD_LIMIT = 50_000_000
 SETTLE = 2.0  # seconds of long polling before idle is read
 DELIVERY_TIMEOUT = 300.0
-INPUTS = RESULTS / "tmp"
 MB = 1_000_000
 TERMINAL = ("delivered", "failed", "canceled", "timed_out", "stalled", "unknown")
 
@@ -74,11 +71,6 @@ class Output:
     @property
     def name(self) -> str:
         return f"{self.megabytes:g} MB output"
-
-    @property
-    def path(self) -> Path:
-        # The re-encode benchmark's naming, so the suite makes each video once.
-        return INPUTS / f"reencode-{self.megabytes:g}mb-{self.seconds:g}s-{self.height}p.mp4"
 
 
 OUTPUTS = [Output(49, 25), Output(120, 60)]
@@ -105,27 +97,8 @@ class Reading:
 
 async def seed(db_path: Path, tg: FakeTelegram, muapi: FakeMuapi, video: Path) -> None:
     """One job running on muapi, due in an hour; its next poll finds it done with ``video``."""
-    database = Database(db_path)
-    await database.open()  # the bot's own migrations make the schema
-    await database.close()
-    now = time.time()
-    status_id = tg.bot_message(USER, "Working on it…")
-    external_id = muapi.seed_job(Scenario(polls_before_done=0, output=video), "kling-v2.1-pro-i2v")
-    with sqlite3.connect(db_path) as conn:
-        conn.execute(
-            "INSERT INTO users (id, chat_id, first_name, language, settings, created_at, "
-            "last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (USER, USER, "Ann", "en", "{}", now, now),
-        )
-        conn.execute(
-            "INSERT INTO jobs (user_id, chat_id, kind, state, provider, model, prompt, params, "
-            "cost, language, status_message_id, external_id, provider_data, provider_status, "
-            "created_at, updated_at, submitted_at, next_poll_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (USER, USER, "animate", "running", "muapi", "muapi-kling-2.1-pro", "zoom in",
-             json.dumps({"motion": "zoom_in"}), 45, "en", status_id, external_id,
-             json.dumps({"inputs": {}}), "processing", now, now, now, now + 3600),
-        )  # fmt: skip
+    done = Scenario(polls_before_done=0, output=video)
+    await seed_running_jobs(db_path, tg, muapi, [USER], done, time.time() + 3600)
 
 
 def make_due(db_path: Path) -> None:
@@ -245,8 +218,8 @@ async def naive_delivery(tg: FakeTelegram, url: str, folder: Path) -> Reading:
 
 async def one_output(output: Output) -> tuple[Reading, Reading, int]:
     """The bot's and the naive reading for one output, and the output's size."""
-    video = await big_video(
-        output.path, megabytes=output.megabytes, seconds=output.seconds, height=output.height
+    video = await cached_video(
+        megabytes=output.megabytes, seconds=output.seconds, height=output.height
     )
     with workdir("delivery") as folder:
         async with (

@@ -16,14 +16,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import BotRunner, Proc, Row, percentile, save, wait_until, workdir
-from services.storage.db import Database
+from bench.common import (
+    BotRunner,
+    Proc,
+    Row,
+    percentile,
+    save,
+    seed_running_jobs,
+    wait_until,
+    workdir,
+)
 from tests.fakes.muapi import FakeMuapi
 from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
@@ -50,36 +57,9 @@ class Round:
 
 
 async def seed(db_path: Path, tg: FakeTelegram, muapi: FakeMuapi, count: int) -> None:
-    """N running jobs, one per user, each with a status message the bot can edit."""
-    database = Database(db_path)
-    await database.open()  # the bot's own migrations make the schema
-    await database.close()
-    now = time.time()
-    never_done = Scenario(polls_before_done=10**9)
-    users, jobs = [], []
-    for i in range(count):
-        uid = FIRST_USER + i
-        status_id = tg.bot_message(uid, "Working on it…")
-        users.append((uid, uid, "Ann", "en", "{}", now, now))
-        jobs.append(
-            (uid, uid, "animate", "running", "muapi", "muapi-kling-2.1-pro", "zoom in",
-             json.dumps({"motion": "zoom_in"}), 45, "en", status_id,
-             muapi.seed_job(never_done, "kling-v2.1-pro-i2v"), json.dumps({"inputs": {}}),
-             "processing", now, now, now, 0.0)
-        )  # fmt: skip
-    with sqlite3.connect(db_path) as conn:
-        conn.executemany(
-            "INSERT INTO users (id, chat_id, first_name, language, settings, created_at, "
-            "last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            users,
-        )
-        conn.executemany(
-            "INSERT INTO jobs (user_id, chat_id, kind, state, provider, model, prompt, params, "
-            "cost, language, status_message_id, external_id, provider_data, provider_status, "
-            "created_at, updated_at, submitted_at, next_poll_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            jobs,
-        )
+    """N running jobs, one per user, all due now and never finishing during the round."""
+    users = range(FIRST_USER, FIRST_USER + count)
+    await seed_running_jobs(db_path, tg, muapi, users, Scenario(polls_before_done=10**9), 0.0)
 
 
 def polled_back(db_path: Path, since: float) -> int:

@@ -18,12 +18,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import RESULTS, Row, save, workdir
-from bench.videos import AUDIO_BPS, big_video
+from bench.common import Row, save, workdir
+from bench.videos import AUDIO_BPS, cached_video
 from services.delivery import FIT_TARGET
 from services.media import MediaInfo, default_tools, probe, reencode_to_fit, run_ffmpeg
 
-INPUTS = RESULTS / "tmp"
 TARGET_RATIO = 1.0
 MB = 1_000_000
 
@@ -37,10 +36,6 @@ class Case:
     @property
     def name(self) -> str:
         return f"{self.megabytes:g} MB, {self.seconds:g} s {self.height}p"
-
-    @property
-    def path(self) -> Path:
-        return INPUTS / f"reencode-{self.megabytes:g}mb-{self.seconds:g}s-{self.height}p.mp4"
 
 
 CASES = [Case(60, 30), Case(120, 60)]
@@ -181,8 +176,8 @@ async def run(quick: bool = False) -> list[Row]:
     with workdir("reencode") as folder:
         for case in cases:
             start = time.monotonic()
-            src = await big_video(
-                case.path, megabytes=case.megabytes, seconds=case.seconds, height=case.height
+            src = await cached_video(
+                megabytes=case.megabytes, seconds=case.seconds, height=case.height
             )
             print(f"{case.name}: input ready in {time.monotonic() - start:.1f} s", flush=True)
             info = await probe(src)

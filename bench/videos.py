@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bench.common import RESULTS
 from services.media import run_ffmpeg
 
+CACHE = RESULTS / "tmp"  # git-ignored; every benchmark shares it
 AUDIO_BPS = 128_000
 TOLERANCE = 0.05
 # Container plus x264's ABR overshoot: measured at about 0.5% of the file at 16 Mbit/s.
@@ -65,3 +67,9 @@ async def big_video(path: Path, *, megabytes: float, seconds: float, height: int
     finally:
         tmp.unlink(missing_ok=True)
     raise RuntimeError(f"could not make {megabytes} MB of video: got {size / 1e6:.1f} MB")
+
+
+async def cached_video(*, megabytes: float, seconds: float, height: int = 1080) -> Path:
+    """:func:`big_video` under one name per size, so the whole suite makes each video once."""
+    name = f"reencode-{megabytes:g}mb-{seconds:g}s-{height}p.mp4"
+    return await big_video(CACHE / name, megabytes=megabytes, seconds=seconds, height=height)
