@@ -1,6 +1,6 @@
 """Run every benchmark, one after another, and refresh bench/README.md and bench/results/.
 
-python -m bench          # the full sizes (about 6 minutes on 2 cores)
+python -m bench          # the full sizes (about 10 minutes on 2 cores)
 python -m bench --quick  # smaller sizes, for a quick look
 """
 
@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from bench import burst, delivery_memory, idle, polling, reencode
+from bench import burst, crowd, delivery_memory, idle, polling, reencode
 
 
 async def run_all(quick: bool) -> None:
@@ -21,6 +21,7 @@ async def run_all(quick: bool) -> None:
         ("delivery_memory", lambda: delivery_memory.run(quick)),
         ("reencode", lambda: reencode.run(quick)),
         ("burst", lambda: burst.run(30 if quick else 100)),
+        ("crowd", lambda: crowd.run([30] if quick else [30, 100])),
         ("idle", lambda: idle.run(quick)),
     ]  # fmt: skip
     for name, step in steps:

@@ -34,9 +34,11 @@ SPREAD = 1.0  # seconds over which the photos arrive
 
 @dataclass
 class Burst:
-    acked: float
-    delivered: float
+    acked: float | None  # None: somebody was never answered
+    delivered: float | None  # None: somebody's video never arrived
     floods: int
+    answered: int
+    videos: int
 
 
 def go_button(tg: FakeTelegram, uid: int, message_id: int) -> str | None:
@@ -80,7 +82,9 @@ async def one_burst(people: int, sends_per_second: int | None, folder: Path) -> 
                 await asyncio.sleep(max(0.0, start + SPREAD * (i + 1) / people - time.monotonic()))
             pressed: set[int] = set()
             acked_at: dict[int, float] = {}
-            deadline = time.monotonic() + 300
+            # A bot that meets the limit head on gives up on some cards after its retries:
+            # those people are never answered, and the run says how many.
+            deadline = time.monotonic() + 120
             while len(pressed) < people and time.monotonic() < deadline:
                 for uid in users:
                     if uid in pressed:
@@ -93,11 +97,20 @@ async def one_burst(people: int, sends_per_second: int | None, folder: Path) -> 
                             pressed.add(uid)
                             break
                 await asyncio.sleep(0.01)
-            acked = max(acked_at.values()) - start if len(acked_at) == people else float("inf")
-            done = await wait_until(
-                lambda: all(tg.videos(uid) for uid in users), 600, what="every video"
+            acked = max(acked_at.values()) - start if len(acked_at) == people else None
+            try:
+                done: float | None = await wait_until(
+                    lambda: all(tg.videos(uid) for uid in users), 300, what="every video"
+                )
+            except TimeoutError:
+                done = None
+            return Burst(
+                acked,
+                done - start if done is not None else None,
+                tg.flood_429_count,
+                len(acked_at),
+                sum(1 for uid in users if tg.videos(uid)),
             )
-            return Burst(acked, done - start, tg.flood_429_count)
         except Exception:
             print(bot.log_tail())
             raise
@@ -112,20 +125,30 @@ async def run(people: int = 100) -> list[Row]:
     floor = people / TELEGRAM_RATE
     target = 1.2 * floor
     case = f"{people} people in {SPREAD:g} s"
+    lost = (
+        f"naive: {people - naive.answered} never answered, {people - naive.videos} videos missing"
+        if naive.acked is None or naive.delivered is None
+        else ""
+    )
+    inf = float("inf")
     rows = [
-        Row("burst", case, "all photos answered", ours.acked, "s", naive.acked,
-            f"≤ {target:.1f} s (1.2 × {floor:.1f} s)", ours.acked <= target),
-        Row("burst", case, "all videos delivered", ours.delivered, "s", naive.delivered),
+        Row("burst", case, "all photos answered", ours.acked or inf, "s", naive.acked,
+            f"≤ {target:.1f} s (1.2 × {floor:.1f} s)", (ours.acked or inf) <= target, lost),
+        Row("burst", case, "all videos delivered", ours.delivered or inf, "s", naive.delivered),
         Row("burst", case, "429 answers", ours.floods, "", naive.floods, "0", ours.floods == 0),
     ]  # fmt: skip
     print(
-        f"{case}: answered in {ours.acked:.2f} s (naive {naive.acked:.2f} s), delivered in "
-        f"{ours.delivered:.1f} s (naive {naive.delivered:.1f} s), 429s {ours.floods} "
-        f"(naive {naive.floods})",
+        f"{case}: answered in {_s(ours.acked)} (naive {_s(naive.acked)}), delivered in "
+        f"{_s(ours.delivered)} (naive {_s(naive.delivered)}), 429s {ours.floods} "
+        f"(naive {naive.floods}) {lost}",
         flush=True,
     )
     save("burst", rows, {"people": people, "spread_s": SPREAD, "flood_limit": TELEGRAM_RATE})
     return rows
+
+
+def _s(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds:.2f} s"
 
 
 def main() -> None:

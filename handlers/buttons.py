@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from telegram import CallbackQuery, Update
+from telegram.error import BadRequest
 
 from handlers.context import StudioContext
+from services.telegram_edge import stale_answer
 from services.texts import text
+
+log = logging.getLogger(__name__)
 
 
 def _query(update: Update) -> tuple[CallbackQuery, str | None, int]:
@@ -14,16 +20,27 @@ def _query(update: Update) -> tuple[CallbackQuery, str | None, int]:
     return query, query.data, query.message.message_id if query.message else 0
 
 
+async def _answer(query: CallbackQuery, answer: str | None) -> None:
+    """Answer the press, quietly if Telegram takes no answer any more (a late or repeated one)."""
+    try:
+        await query.answer(answer)
+    except BadRequest as exc:
+        if not stale_answer(exc):
+            raise
+        log.info("button press %s not answered: %s", query.id, exc.message)
+
+
 async def job(update: Update, context: StudioContext) -> None:
     """``j:`` — a job's card or status buttons."""
     query, data, message_id = _query(update)
-    await query.answer(await context.services.studio.press(context.user(update), message_id, data))
+    answer = await context.services.studio.press(context.user(update), message_id, data)
+    await _answer(query, answer)
 
 
 async def result(update: Update, context: StudioContext) -> None:
     """``r:`` — a delivered result: send again, send as file."""
     query, data, _ = _query(update)
-    await query.answer(await context.services.account.result_button(context.user(update), data))
+    await _answer(query, await context.services.account.result_button(context.user(update), data))
 
 
 async def setting(update: Update, context: StudioContext) -> None:
@@ -31,10 +48,10 @@ async def setting(update: Update, context: StudioContext) -> None:
     query, data, message_id = _query(update)
     name = (data or "").removeprefix("s:")
     user = context.user(update)
-    await query.answer(await context.services.account.change_setting(user, message_id, name))
+    await _answer(query, await context.services.account.change_setting(user, message_id, name))
 
 
 async def unknown(update: Update, context: StudioContext) -> None:
     """Anything else (forged or from an old version): say it has expired."""
     query, _, _ = _query(update)
-    await query.answer(text(context.user(update).language, "button_expired"))
+    await _answer(query, text(context.user(update).language, "button_expired"))

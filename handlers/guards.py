@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.ext import ApplicationHandlerStop
 
 from handlers.context import StudioContext, chat_user
@@ -30,7 +30,8 @@ async def before(update: Update, context: StudioContext) -> None:
         if update.effective_chat and update.effective_chat.type == "private":
             await services.studio.say(user, "not_allowed")
         raise ApplicationHandlerStop
-    if update.message is not None and services.flood.too_many(user.id):
+    message = update.message
+    if message is not None and services.flood.too_many(user.id, _sent_at(message)):
         # Told once per burst; the rest of the burst is dropped without an answer.
         if services.flood.first_refusal(user.id):
             await services.studio.say(user, "slow_down")
@@ -45,3 +46,8 @@ async def before(update: Update, context: StudioContext) -> None:
 async def after(update: Update, context: StudioContext) -> None:
     """Last group: the update is handled; a redelivery of it will be ignored."""
     await context.services.updates.mark(update.update_id)
+
+
+def _sent_at(message: Message) -> float | None:
+    """When Telegram received the message (seconds), if it says."""
+    return message.date.timestamp() if message.date is not None else None

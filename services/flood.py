@@ -20,9 +20,14 @@ class FloodGuard:
         self._seen: dict[int, deque[float]] = {}
         self._told: dict[int, float] = {}
 
-    def too_many(self, user_id: int) -> bool:
-        """Count this message; True if the user is over the limit."""
-        now = self.clock()
+    def too_many(self, user_id: int, sent_at: float | None = None) -> bool:
+        """Count this message; True if the user is over the limit.
+
+        ``sent_at`` is when Telegram received it (the message's date). A person's messages are
+        handled one after another and their answers paced at Telegram's one a second per chat,
+        so counting by when each is handled would spread a burst out until it never trips.
+        """
+        now = sent_at if sent_at is not None else self.clock()
         stamps = self._seen.setdefault(user_id, deque())
         while stamps and stamps[0] <= now - self.window:
             stamps.popleft()

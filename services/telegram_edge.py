@@ -32,6 +32,27 @@ log = logging.getLogger(__name__)
 
 Keyboard = list[list[tuple[str, str]]]  # rows of (label, callback_data)
 
+# Telegram's answers to a button press or an edit that came too late or twice: the thing is
+# already done or gone, so they are expected, not failures.
+STALE_ANSWERS = (
+    "query is too old",
+    "query id is invalid",
+    "message is not modified",
+    "message to edit not found",
+    "message can't be edited",
+    "message to delete not found",
+)
+FIRST_ACTION_PATIENCE = 2.0  # seconds "uploading video…" may wait for a slot before an upload
+ACTION_EVERY = 4.0  # Telegram shows a chat action for 5 s
+
+
+def stale_answer(exc: BaseException | None) -> bool:
+    """Whether Telegram refused a call only because the press or the message is stale."""
+    if not isinstance(exc, BadRequest):
+        return False
+    message = exc.message.lower()
+    return any(phrase in message for phrase in STALE_ANSWERS)
+
 
 @dataclass(frozen=True)
 class SentMedia:
@@ -131,7 +152,7 @@ class Messenger:
         An ``optional`` edit (progress) is skipped, raising ``skipped``, when the send budget
         is needed for people's messages.
         """
-        if optional and self.budget is not None and not self.budget.has_room():
+        if optional and self.budget is not None and not self.budget.has_room(chat_id):
             # Decided before PTB builds the request: in a big round most progress edits wait.
             raise MessengerError("no budget for an optional edit", kind="skipped")
         try:
@@ -147,9 +168,10 @@ class Messenger:
         except Skipped as exc:
             raise MessengerError("no budget for an optional edit", kind="skipped") from exc
         except BadRequest as exc:
-            if "not modified" in exc.message.lower():
+            message = exc.message.lower()
+            if "not modified" in message:
                 return True
-            if "not found" in exc.message.lower():
+            if "not found" in message or "can't be edited" in message:
                 return False
             raise _map_ptb_error(exc) from exc
         except Exception as exc:
@@ -158,18 +180,30 @@ class Messenger:
 
     @contextlib.asynccontextmanager
     async def chat_action(
-        self, chat_id: int, action: str = ChatAction.UPLOAD_VIDEO
+        self,
+        chat_id: int,
+        action: str = ChatAction.UPLOAD_VIDEO,
+        *,
+        patience: float = FIRST_ACTION_PATIENCE,
     ) -> AsyncIterator[None]:
-        """Keep "uploading video…" showing while the block runs (Telegram clears it after 5 s)."""
+        """Keep "uploading video…" showing while the block runs (Telegram clears it after 5 s).
+
+        The first one goes before the block starts and may wait up to ``patience`` for a slot
+        in the chat, which the block's upload would otherwise take; the repeats are skipped
+        whenever the chat's budget is short. Both give way to anyone who must send.
+        """
+
+        async def show(patience: float) -> None:
+            with contextlib.suppress(Exception):  # cosmetic: skipped when the budget is short
+                limits: dict[str, Any] = {"optional": True, "wait": patience}
+                await self.bot.send_chat_action(chat_id, action, rate_limit_args=limits)
 
         async def keep_alive() -> None:
             while True:
-                with contextlib.suppress(Exception):  # cosmetic: skipped when the budget is short
-                    await self.bot.send_chat_action(
-                        chat_id, action, rate_limit_args={"optional": True}
-                    )
-                await asyncio.sleep(4)
+                await asyncio.sleep(ACTION_EVERY)
+                await show(0.0)
 
+        await show(patience)
         task = asyncio.create_task(keep_alive())
         try:
             yield
@@ -208,13 +242,17 @@ class Messenger:
             data["reply_markup"] = json.dumps(kb.to_dict())
         if self.local_mode:
             data[field] = path.resolve().as_uri()
-            result = await self._call(method, data=data)
+            result = await self._call(method, chat_id, data=data)
         else:
             with path.open("rb") as handle:
                 files = {field: (f"video-{path.stem}.mp4", handle, "video/mp4")}
                 size = path.stat().st_size
                 result = await self._call(
-                    method, data=data, files=files, sent_whole=lambda: handle.tell() >= size
+                    method,
+                    chat_id,
+                    data=data,
+                    files=files,
+                    sent_whole=lambda: handle.tell() >= size,
                 )
         media = result.get("video") or result.get("document") or result.get("animation") or {}
         if not media.get("file_id"):
@@ -245,21 +283,23 @@ class Messenger:
     async def _call(
         self,
         method: str,
+        chat_id: int,
         *,
         data: dict[str, str],
         files: dict[str, Any] | None = None,
         sent_whole: Callable[[], bool] = lambda: False,
     ) -> dict[str, Any]:
         """POST a method; a failure is ``unclear`` when Telegram may have acted on it anyway."""
-        if self.budget is not None:
-            await self.budget.take()
+        # The upload holds its slot in the chat's and the overall budget until it is answered.
+        slot = self.budget.slot(chat_id) if self.budget is not None else contextlib.nullcontext()
         try:
-            response = await self.http.post(
-                f"{self._method_root}/{method}",
-                data=data,
-                files=files,
-                timeout=httpx.Timeout(self.upload_timeout, connect=10.0),
-            )
+            async with slot:
+                response = await self.http.post(
+                    f"{self._method_root}/{method}",
+                    data=data,
+                    files=files,
+                    timeout=httpx.Timeout(self.upload_timeout, connect=10.0),
+                )
         except httpx.ReadTimeout as exc:
             # The request went out whole; only the answer is missing. Telegram may have posted it.
             raise MessengerError("no answer in time", kind="unclear") from exc
@@ -285,7 +325,7 @@ class Messenger:
         retry_after = (payload.get("parameters") or {}).get("retry_after")
         if retry_after is not None:
             if self.budget is not None:
-                self.budget.pause(float(retry_after))
+                self.budget.told_to_wait(float(retry_after), chat_id)
             raise MessengerError(description, kind="retry_after", retry_after=float(retry_after))
         if response.status_code >= 500:
             raise MessengerError(description, kind="network")

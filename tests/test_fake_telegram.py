@@ -250,3 +250,71 @@ async def test_ptb_application_polls_and_replies(tg: FakeTelegram) -> None:
         await app.updater.stop()
         await app.stop()
     assert tg.pending_updates == 0
+
+
+async def test_per_chat_limit_allows_a_small_burst_then_one_a_second() -> None:
+    async with (
+        FakeTelegram(chat_limit_per_second=1.0, chat_burst=3) as tg,
+        httpx.AsyncClient() as client,
+    ):
+        tg.user_message(USER, text="hi")
+        tg.user_message(USER + 1, text="hi")
+        url = f"{tg.api_url}{tg.token}/sendMessage"
+
+        async def send(chat_id: int) -> httpx.Response:
+            return await client.post(url, json={"chat_id": chat_id, "text": "x"})
+
+        codes = [(await send(USER)).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        refused = (await send(USER)).json()
+        assert refused == {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 1",
+            "parameters": {"retry_after": 1},
+        }
+        assert (await send(USER + 1)).status_code == 200  # another chat has its own bucket
+        answer = await client.post(
+            f"{tg.api_url}{tg.token}/sendChatAction", json={"chat_id": USER, "action": "typing"}
+        )
+        assert answer.status_code == 429  # chat actions count too
+        assert tg.flood_429_by_chat == {USER: 3}
+        assert tg.flood_429_count == 3
+        await asyncio.sleep(1.05)
+        assert (await send(USER)).status_code == 200
+        assert (await send(USER)).status_code == 429
+        assert len(tg.messages(USER)) == 4  # a refused send posts nothing
+
+
+async def test_file_latency_applies_to_get_file_and_download() -> None:
+    async with FakeTelegram(file_latency=0.2) as tg, make_bot(tg) as bot:
+        file_id, _ = tg.add_file(b"bytes" * 100)
+        started = time.monotonic()
+        tg_file = await bot.get_file(file_id)
+        fetched = time.monotonic()
+        assert bytes(await tg_file.download_as_bytearray()) == b"bytes" * 100
+        downloaded = time.monotonic()
+        assert fetched - started >= 0.19
+        assert downloaded - fetched >= 0.19
+        tg.file_latency = 0
+        started = time.monotonic()
+        await bot.get_file(file_id)
+        assert time.monotonic() - started < 0.15
+
+
+async def test_a_late_press_cannot_be_answered(bot: Bot, tg: FakeTelegram) -> None:
+    tg.user_message(USER, text="hi")
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Go", callback_data="go")]])
+    msg = await bot.send_message(USER, "Pick", reply_markup=keyboard)
+    first = tg.press_button(USER, msg.message_id, "go")
+    tg.expire_callbacks()
+    second = tg.press_button(USER, msg.message_id, "go")
+    with pytest.raises(BadRequest, match="Query is too old and response timeout expired"):
+        await bot.answer_callback_query(first)
+    await bot.answer_callback_query(second)
+    tg.callback_timeout = 0.05
+    third = tg.press_button(USER, msg.message_id, "go")
+    await asyncio.sleep(0.1)
+    with pytest.raises(BadRequest, match="Query is too old"):
+        await bot.answer_callback_query(third)
+    assert set(tg.callback_answers) == {second}

@@ -25,8 +25,19 @@ async def ok() -> dict[str, Any]:
     return {"ok": True}
 
 
-async def send(budget: SendBudget, endpoint: str = "sendMessage", **limit: Any) -> None:
-    await budget.process_request(ok, (), {}, endpoint, {}, limit or None)
+async def send(
+    budget: SendBudget, endpoint: str = "sendMessage", chat: int | None = None, **limit: Any
+) -> None:
+    data = {} if chat is None else {"chat_id": chat}
+    await budget.process_request(ok, (), {}, endpoint, data, limit or None)
+
+
+async def timed(budget: SendBudget, chat: int | None = None, **limit: Any) -> float:
+    """How long one send waited for its slot."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await send(budget, chat=chat, **limit)
+    return loop.time() - started
 
 
 async def test_optional_edits_take_only_half_the_window_and_never_block() -> None:
@@ -77,8 +88,100 @@ async def test_retry_after_pauses_everyone_and_is_retried_as_told() -> None:
         await send(budget, "sendChatAction", optional=True)
 
 
+async def test_each_chat_gets_a_short_burst_then_one_send_per_interval() -> None:
+    budget = SendBudget(30, chat_burst=3, chat_interval=0.2)
+    waits = [await timed(budget, chat=USER) for _ in range(5)]
+    assert max(waits[:3]) < 0.05  # a short burst goes at once
+    assert all(0.15 <= w < 0.3 for w in waits[3:])  # then one per interval
+    assert await timed(budget, chat=USER + 1) < 0.05  # other chats have their own bucket
+    await asyncio.sleep(0.6)  # the bucket fills up again
+    assert max([await timed(budget, chat=USER) for _ in range(3)]) < 0.05
+
+
+async def test_progress_in_a_chat_uses_spare_slots_only_and_gives_way_to_the_person() -> None:
+    budget = SendBudget(30, chat_burst=2, chat_interval=0.3)
+    edits = []
+    for _ in range(3):
+        try:
+            edits.append(await timed(budget, chat=USER, optional=True))
+        except Skipped:
+            edits.append(-1.0)
+    assert edits[2] == -1.0 and max(edits[:2]) < 0.05  # spare slots only, never a wait
+    person = asyncio.create_task(timed(budget, chat=USER))
+    await asyncio.sleep(0.05)
+    with pytest.raises(Skipped):  # somebody must send: progress does not go in front
+        await send(budget, "editMessageText", chat=USER, optional=True)
+    assert 0.2 <= await person < 0.4
+
+
+async def test_a_send_counts_until_telegram_answers_it() -> None:
+    # Telegram may see an upload at any moment until it answers, so the chat's next send
+    # waits a whole interval after the answer, not after the start.
+    budget = SendBudget(30, chat_burst=1, chat_interval=0.2)
+
+    async def slow_upload() -> dict[str, Any]:
+        await asyncio.sleep(0.3)
+        return {"ok": True}
+
+    upload = asyncio.create_task(
+        budget.process_request(slow_upload, (), {}, "sendVideo", {"chat_id": USER}, None)
+    )
+    await asyncio.sleep(0.05)
+    assert await timed(budget, chat=USER) >= 0.4
+    await upload
+
+
+async def test_a_429_in_a_busy_chat_pauses_that_chat_and_in_a_quiet_one_everybody() -> None:
+    budget = SendBudget(30, window=1.0)
+    refusals = {USER: 1, USER + 1: 1}
+
+    def refused_once(chat: int) -> Any:
+        async def call() -> dict[str, Any]:
+            if refusals[chat]:
+                refusals[chat] -= 1
+                raise RetryAfter(1)
+            return {"ok": True}
+
+        return call
+
+    def send_refused(chat: int) -> asyncio.Task[Any]:
+        return asyncio.create_task(
+            budget.process_request(
+                refused_once(chat), (), {}, "sendMessage", {"chat_id": chat}, None
+            )
+        )
+
+    # The chat had sent just before: its own limit is the likely cause, the others go on.
+    await send(budget, chat=USER)
+    retried = send_refused(USER)
+    await asyncio.sleep(0.05)
+    assert await timed(budget, chat=USER + 2) < 0.05
+    with pytest.raises(Skipped):
+        await send(budget, "editMessageText", chat=USER, optional=True)
+    await retried
+    # The chat's first send in a while: only the overall limit explains it, everybody waits.
+    retried = send_refused(USER + 1)
+    await asyncio.sleep(0.05)
+    assert await timed(budget, chat=USER + 3) >= 0.8
+    await retried
+
+
+async def test_an_optional_send_may_wait_for_room_but_gives_way_to_people() -> None:
+    budget = SendBudget(30, chat_burst=1, chat_interval=0.2)
+    await send(budget, chat=USER)
+    # "uploading video…" before an upload: worth waiting a moment for the chat's next slot.
+    assert 0.15 <= await timed(budget, chat=USER, optional=True, wait=1.0) < 0.3
+    with pytest.raises(Skipped):  # but not longer than it was told
+        await send(budget, "sendChatAction", chat=USER, optional=True, wait=0.05)
+    person = asyncio.create_task(send(budget, chat=USER))
+    await asyncio.sleep(0.01)
+    with pytest.raises(Skipped):  # and never in front of somebody who must send
+        await send(budget, "sendChatAction", chat=USER, optional=True, wait=1.0)
+    await person
+
+
 async def test_a_burst_of_people_gets_no_429_from_a_strict_flood_limit(tmp_path: Any) -> None:
-    tg = FakeTelegram(TOKEN, flood_limit_per_second=30)
+    tg = FakeTelegram(TOKEN, flood_limit_per_second=30, chat_limit_per_second=1.0)
     async with tg, running_bot(make_settings(tg, tmp_path)):
         people = [USER + i for i in range(45)]
         for uid in people:

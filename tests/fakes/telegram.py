@@ -4,6 +4,12 @@ Point python-telegram-bot at it with ``base_url=fake.api_url`` and
 ``base_file_url=fake.file_url``; simulate users with :meth:`FakeTelegram.user_message`
 and :meth:`FakeTelegram.press_button`; inspect what the bot did via ``calls`` and
 :meth:`FakeTelegram.messages`.
+
+Off by default, and on where a test is about them: Telegram's latency on ``getFile`` and file
+downloads (``file_latency``), its flood limits (``flood_limit_per_second`` over all chats and
+``chat_limit_per_second`` with ``chat_burst`` in each chat, answered with 429 and
+``retry_after`` in Telegram's own shape), and the expiry of unanswered button presses
+(``callback_timeout``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import json
 import math
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
@@ -115,6 +121,8 @@ _CHAT_ACTIONS = frozenset(
         "upload_video_note",
     ]
 )
+# The methods Telegram's flood limits count (chat actions included, to be safe).
+_FLOOD_COUNTED = ("send", "edit", "copy", "forward")
 _CONFLICT = (
     "Conflict: terminated by other getUpdates request; "
     "make sure that only one bot instance is running"
@@ -162,6 +170,10 @@ class FakeTelegram:
         max_download_bytes: int = 20_000_000,
         max_upload_bytes: int = 50_000_000,
         flood_limit_per_second: float | None = None,
+        chat_limit_per_second: float | None = None,
+        chat_burst: int = 4,
+        file_latency: float = 0.0,
+        callback_timeout: float | None = None,
         max_stored_file_bytes: int = 64 * 1024 * 1024,
         strict_chats: bool = True,
     ) -> None:
@@ -171,6 +183,11 @@ class FakeTelegram:
         self.max_download_bytes = max_download_bytes
         self.max_upload_bytes = max_upload_bytes
         self.flood_limit_per_second = flood_limit_per_second
+        # Per chat: a bucket of ``chat_burst`` sends refilled at ``chat_limit_per_second``.
+        self.chat_limit_per_second = chat_limit_per_second
+        self.chat_burst = chat_burst
+        self.file_latency = file_latency  # seconds added to each getFile and each download
+        self.callback_timeout = callback_timeout  # a press older than this cannot be answered
         self.max_stored_file_bytes = max_stored_file_bytes
         self.strict_chats = strict_chats
         self.bot_user: JsonDict = {
@@ -182,7 +199,8 @@ class FakeTelegram:
         self.state = TelegramState()
         self.calls: list[Call] = []
         self.downloads: list[str] = []
-        self.flood_429_count = 0
+        self.flood_429_count = 0  # 429s for either flood limit
+        self.flood_429_by_chat: Counter[int] = Counter()
         self.too_large_count = 0
         self.errors: list[Exception] = []
         self._faults: dict[str, deque[ApiError]] = {}
@@ -190,6 +208,7 @@ class FakeTelegram:
         self._delays: dict[str, float] = {}
         self.stall_before: dict[str, float] = {}
         self._flood_window: deque[float] = deque()
+        self._chat_tokens: dict[int, tuple[float, float]] = {}  # chat → (tokens, as of when)
         self._media_by_file_id: dict[str, tuple[str, Any]] = {}
         self._update_event = asyncio.Event()
         self._poll_generation = 0
@@ -308,6 +327,11 @@ class FakeTelegram:
         """Close the connection without answering the next ``times`` calls of ``method``."""
         when = "after" if after_processing else "before"
         self._drops.setdefault(method.lower(), deque()).extend([when] * times)
+
+    def expire_callbacks(self) -> None:
+        """Make every press issued so far too old to answer (a late or redelivered press)."""
+        for record in self.state.callbacks.values():
+            record.expired = True
 
     def block_bot(self, user_id: int) -> None:
         """Make sends to ``user_id`` fail with 403 "bot was blocked by the user"."""
@@ -570,7 +594,7 @@ class FakeTelegram:
             faults = self._faults.get(name.lower())
             if faults:
                 raise faults.popleft()
-            self._check_flood(method)
+            self._check_flood(method, params)
             body: JsonDict = {"ok": True, "result": await handler(params, files)}
         except ApiError as exc:
             body = exc.payload()
@@ -579,7 +603,8 @@ class FakeTelegram:
             body = ApiError(500, f"Internal Server Error: {exc!r}").payload()
         if drop == "after":
             return self._drop(request)
-        await self._pause(self._delays.get(name.lower(), 0.0))
+        latency = self.file_latency if name.lower() == "getfile" else 0.0
+        await self._pause(self._delays.get(name.lower(), 0.0) + latency)
         return web.json_response(body, status=int(body.get("error_code", 200)))
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
@@ -596,7 +621,7 @@ class FakeTelegram:
         drops = self._drops.get("download")
         if drops and drops.popleft():
             return self._drop(request)
-        await self._pause(self._delays.get("download", 0.0))
+        await self._pause(self._delays.get("download", 0.0) + self.file_latency)
         response = web.StreamResponse(headers={hdrs.CONTENT_TYPE: "application/octet-stream"})
         response.content_length = stored.info.size
         await response.prepare(request)
@@ -688,19 +713,46 @@ class FakeTelegram:
         mime = part.headers.get(hdrs.CONTENT_TYPE)
         return FileInfo(size, digest.hexdigest(), part.filename, mime, bytes(kept))
 
-    def _check_flood(self, method: str) -> None:
-        limit = self.flood_limit_per_second
-        if limit is None or not method.startswith(("send", "edit")):
+    def _check_flood(self, method: str, params: JsonDict) -> None:
+        """Answer 429 to a send beyond the overall or the chat's limit; a refused send is free."""
+        if not method.startswith(_FLOOD_COUNTED):
             return
         now = time.monotonic()
+        chat = params.get("chat_id")
+        chat_id = chat if isinstance(chat, int) else None
+        waits = [self._overall_wait(now), self._chat_wait(chat_id, now)]
+        wait = max((w for w in waits if w is not None), default=None)
+        if wait is not None:
+            self.flood_429_count += 1
+            if chat_id is not None:
+                self.flood_429_by_chat[chat_id] += 1
+            retry = max(1, math.ceil(wait))
+            raise ApiError(429, f"Too Many Requests: retry after {retry}", retry_after=retry)
+        if self.flood_limit_per_second is not None:
+            self._flood_window.append(now)
+        if chat_id is not None and self.chat_limit_per_second is not None:
+            tokens, _ = self._chat_tokens[chat_id]
+            self._chat_tokens[chat_id] = (tokens - 1.0, now)
+
+    def _overall_wait(self, now: float) -> float | None:
+        """Seconds until a send fits the overall one-second window; None if it fits now."""
+        limit = self.flood_limit_per_second
+        if limit is None:
+            return None
         window = self._flood_window
         while window and now - window[0] >= 1.0:
             window.popleft()
-        if len(window) >= limit:
-            self.flood_429_count += 1
-            retry = max(1, math.ceil(1.0 - (now - window[0])))
-            raise ApiError(429, f"Too Many Requests: retry after {retry}", retry_after=retry)
-        window.append(now)
+        return 1.0 - (now - window[0]) if len(window) >= limit else None
+
+    def _chat_wait(self, chat_id: int | None, now: float) -> float | None:
+        """Seconds until the chat's bucket holds a whole send; None if it does now."""
+        rate = self.chat_limit_per_second
+        if rate is None or chat_id is None:
+            return None
+        tokens, since = self._chat_tokens.get(chat_id, (float(self.chat_burst), now))
+        tokens = min(float(self.chat_burst), tokens + (now - since) * rate)
+        self._chat_tokens[chat_id] = (tokens, now)
+        return (1.0 - tokens) / rate if tokens < 1.0 - 1e-9 else None
 
     # ------------------------------------------------------------------ helpers
 
@@ -1071,7 +1123,7 @@ class FakeTelegram:
 
     async def _answer_callback_query(self, params: JsonDict, files: dict[str, FileInfo]) -> bool:
         record = self.state.callbacks.get(str(params.get("callback_query_id") or ""))
-        if record is None or record.answered:
+        if record is None or record.answered or self._too_old(record):
             raise ApiError(400, QUERY_TOO_OLD)
         text = params.get("text")
         if text is not None and len(str(text)) > 200:
@@ -1082,6 +1134,11 @@ class FakeTelegram:
         record.url = params.get("url")
         record.cache_time = params.get("cache_time")
         return True
+
+    def _too_old(self, record: CallbackAnswer) -> bool:
+        timeout = self.callback_timeout
+        late = timeout is not None and time.monotonic() - record.issued_at > timeout
+        return record.expired or late
 
     async def _send_chat_action(self, params: JsonDict, files: dict[str, FileInfo]) -> bool:
         self._chat(params)

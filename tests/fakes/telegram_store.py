@@ -124,6 +124,8 @@ class CallbackAnswer:
     show_alert: bool = False
     url: str | None = None
     cache_time: int | None = None
+    issued_at: float = field(default_factory=time.monotonic)
+    expired: bool = False
 
 
 @dataclass
