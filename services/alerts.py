@@ -13,7 +13,10 @@ log = logging.getLogger(__name__)
 
 COOLDOWN = 6 * 3600  # one alert per problem per six hours, however many users hit it
 REASONS = {
-    "out_of_credit": "the provider account is out of credit (HTTP 402). Top it up.",
+    "out_of_credit": (
+        "the provider account is out of credit (HTTP 402, or fal's 403 'User is locked'). "
+        "Top it up."
+    ),
     "auth": "the provider rejected the API key (HTTP 401/403). Check the key.",
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -14,8 +15,67 @@ class ModelKind(StrEnum):
     EXTEND_BY_CLIP = "extend-by-clip"
     EXTEND_CHAINED = "extend-chained"
     VIDEO_TO_AUDIO = "video-to-audio"
-    MUSIC = "music"
     OWN_AUDIO = "own-audio"
+
+
+@dataclass(frozen=True)
+class ClipFacts:
+    """What ffprobe said about a user's clip: enough to know which models can take it."""
+
+    width: int | None
+    height: int | None
+    seconds: float | None
+
+    def as_params(self) -> dict[str, Any]:
+        """The form kept in a job's params (JSON)."""
+        return {"width": self.width, "height": self.height, "seconds": self.seconds}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> ClipFacts | None:
+        """The clip facts a job was made with, if it carries any."""
+        clip = params.get("clip")
+        if not isinstance(clip, dict):
+            return None
+        width, height, seconds = clip.get("width"), clip.get("height"), clip.get("seconds")
+        return cls(
+            width if isinstance(width, int) else None,
+            height if isinstance(height, int) else None,
+            float(seconds) if isinstance(seconds, int | float) else None,
+        )
+
+
+# Container durations run a little over the frames' (audio priming): an 8 s Veo clip probes 8.04.
+SECONDS_SLACK = 0.1
+ASPECT_SLACK = 0.01
+ASPECT_RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
+
+
+@dataclass(frozen=True)
+class ClipLimits:
+    """Which source clips a model accepts; an unknown fact never passes a limit on it."""
+
+    max_seconds: float | None = None
+    short_sides: tuple[int, ...] = ()  # 720 and 1080 for "720p or 1080p"
+    aspects: tuple[str, ...] = ()
+
+    def admit(self, clip: ClipFacts | None) -> bool:
+        """Whether the model takes this clip."""
+        if clip is None:
+            return False
+        if self.max_seconds is not None and (
+            clip.seconds is None or clip.seconds > self.max_seconds + SECONDS_SLACK
+        ):
+            return False
+        if not (self.short_sides or self.aspects):
+            return True
+        if not clip.width or not clip.height:
+            return False
+        if self.short_sides and min(clip.width, clip.height) not in self.short_sides:
+            return False
+        ratio = clip.width / clip.height
+        return not self.aspects or any(
+            abs(ratio / ASPECT_RATIOS[a] - 1) <= ASPECT_SLACK for a in self.aspects
+        )
 
 
 @dataclass(frozen=True)
@@ -33,6 +93,11 @@ class Model:
     typical_seconds: tuple[int, int]
     tier: str = "quality"
     fields: dict[str, Any] = field(default_factory=dict)
+    accepts: ClipLimits | None = None  # for clip models: which source clips it can work on
+
+    def takes(self, clip: ClipFacts | None) -> bool:
+        """Whether this model can work on ``clip`` (models without limits take anything)."""
+        return self.accepts is None or self.accepts.admit(clip)
 
     def cost(self, duration: int) -> int:
         """Credits for a run of ``duration`` seconds (nearest listed duration at or above)."""
@@ -57,10 +122,19 @@ WIDE = ("16:9", "9:16", "1:1")
 STANDARD = {5: 100, 10: 180}
 FAST = {5: 60, 10: 110}
 
+# fal's MMAudio reads only the first ``duration`` seconds of the video, 30 at most (fal
+# mmaudio-v2 llms.txt; providers.md §7), and muapi's runs on it. Longer clips are refused with a
+# clear note rather than returned with silence after 30 s. The plan for them: score the clip in
+# ≤ 30 s windows with the same prompt and seed, cross-fade the tracks and mux them locally.
+MMAUDIO_MAX_SECONDS = 30.0
+
 # Per provider and kind, the first model is the default and the order is the fallback order.
 # ``fields`` says how a provider spells the inputs: the image field (``image_url`` or the list
-# form ``images_list``), how durations are written (int, "5", "5s"), and whether the model takes
-# an aspect ratio at all (image-to-video models without one follow the photo's shape).
+# form ``images_list``), how durations are written (int, "5", "5s", or "clip_seconds": the
+# source clip's own length), whether the model takes an aspect ratio at all (image-to-video
+# models without one follow the photo's shape), and ``extra`` constants to send as they are.
+# ``accepts`` says which source clips a clip model can work on. The schemas these follow, with
+# their sources, are in tests/fakes/schemas.json.
 MODELS: tuple[Model, ...] = (
     Model(
         "studio-motion",
@@ -73,7 +147,6 @@ MODELS: tuple[Model, ...] = (
         {5: 10, 10: 10},
         (5, 40),
     ),
-    # muapi.ai — one key, many vendors. Endpoints and fields: providers.md §1.4–1.6.
     Model(
         "studio-extend",
         "local",
@@ -99,6 +172,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         "studio-mix", "local", ModelKind.OWN_AUDIO, "Your audio", "mix", (0,), (), {0: 0}, (5, 30)
     ),
+    # muapi.ai — one key, many vendors. Endpoints and fields: providers.md §1.4–1.6.
     Model(
         "muapi-kling-2.1-pro",
         "muapi",
@@ -131,10 +205,12 @@ MODELS: tuple[Model, ...] = (
         "Wan 2.5",
         "wan2.5-image-to-video",
         (5, 10),
-        WIDE,
+        (),  # no aspect_ratio field: the video follows the photo
         STANDARD,
         (90, 240),
-        fields={"image": "images_list"},
+        # The image field is disputed (image_url in muapi's schema table and ComfyUI nodes,
+        # images_list in muapi-cli): the 422 swap covers the other. It renders 480p unless asked.
+        fields={"image": "image_url", "aspect": False, "extra": {"resolution": "720p"}},
     ),
     Model(
         "muapi-veo-3.1-fast",
@@ -220,19 +296,9 @@ MODELS: tuple[Model, ...] = (
         (),
         {0: 50},
         (30, 120),
-        fields={"video": "video_url", "aspect": False, "duration": None},
-    ),
-    Model(
-        "muapi-suno",
-        "muapi",
-        ModelKind.MUSIC,
-        "Suno",
-        "suno-create-music",
-        (0,),
-        (),
-        {0: 40},
-        (30, 120),
-        fields={"aspect": False, "duration": None, "extra": {"make_instrumental": True}},
+        # fal's MMAudio underneath (muapi models.json), so the same 8 s default and 30 s cap.
+        fields={"video": "video_url", "aspect": False, "duration": "clip_seconds"},
+        accepts=ClipLimits(max_seconds=MMAUDIO_MAX_SECONDS),
     ),
     # fal.ai queue — model ids and inputs: providers.md §2.5.
     Model(
@@ -290,11 +356,13 @@ MODELS: tuple[Model, ...] = (
         ModelKind.EXTEND_BY_CLIP,
         "Veo 3.1 Fast Extend",
         "fal-ai/veo3.1/fast/extend-video",
-        (8,),
+        (7,),  # "7s" is the only length the endpoint takes
         (),
-        {8: 80},
+        {7: 80},
         (60, 180),
         fields={"video": "video_url", "duration": "str_s", "aspect": False},
+        # It extends Veo-made clips: any other clip goes straight to the next extend model.
+        accepts=ClipLimits(max_seconds=8, short_sides=(720, 1080), aspects=("16:9", "9:16")),
     ),
     Model(
         "fal-pixverse-extend",
@@ -318,7 +386,8 @@ MODELS: tuple[Model, ...] = (
         (),
         {0: 50},
         (30, 120),
-        fields={"video": "video_url", "aspect": False, "duration": None},
+        fields={"video": "video_url", "aspect": False, "duration": "clip_seconds"},
+        accepts=ClipLimits(max_seconds=MMAUDIO_MAX_SECONDS),
     ),
 )
 
@@ -336,11 +405,17 @@ def models_for(provider: str, kind: ModelKind) -> list[Model]:
     return [m for m in MODELS if m.provider == provider and m.kind == kind]
 
 
-def fallback_after(model: Model) -> Model | None:
-    """The next model of the same provider and kind, for when ``model`` is unavailable."""
+def fallback_after(model: Model, clip: ClipFacts | None = None) -> Model | None:
+    """The next model of the same provider and kind that takes the job's clip, for when
+    ``model`` is unavailable or refused the job."""
     offered = models_for(model.provider, model.kind)
-    position = offered.index(model)
-    return offered[position + 1] if position + 1 < len(offered) else None
+    following = offered[offered.index(model) + 1 :]
+    return next((m for m in following if m.takes(clip)), None)
+
+
+def model_for_clip(provider: str, kind: ModelKind, clip: ClipFacts | None) -> Model | None:
+    """The first model of a kind that can work on ``clip`` (the catalogue's order)."""
+    return next((m for m in models_for(provider, kind) if m.takes(clip)), None)
 
 
 def chained_extend_for(model: Model) -> Model | None:

@@ -8,9 +8,17 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services import views
-from services.catalogue import Model, ModelKind, chained_extend_for, get_model, models_for
-from services.errors import MessengerError, UserInputError
+from services import media, views
+from services.catalogue import (
+    ClipFacts,
+    Model,
+    ModelKind,
+    chained_extend_for,
+    get_model,
+    model_for_clip,
+    models_for,
+)
+from services.errors import MediaError, MessengerError, UserInputError
 from services.inbound import InboundMedia, fetch_audio, fetch_clip
 from services.intents import clip_intent, parse_animation, wants_no_confirmation, without_commands
 from services.jobs import Job, JobKind, JobState
@@ -33,7 +41,11 @@ class Clips:
         self.media = media
         self.outputs = data_dir / "outputs"
 
-    def _model(self, intent: str, source: Job | None) -> tuple[Model, dict[str, Any]]:
+    def _model(
+        self, intent: str, source: Job | None, clip: ClipFacts | None
+    ) -> tuple[Model, dict[str, Any]]:
+        """The model for a clip job; models that cannot work on this clip are passed over
+        here, when the job is made (Veo extends only Veo-made clips, MMAudio reads 30 s)."""
         main = self.studio.providers.main.name
         if intent == "extend":
             if source is not None and source.provider == main and source.external_id:
@@ -44,8 +56,19 @@ class Clips:
             kind = ModelKind.EXTEND_BY_CLIP
         else:
             kind = ModelKind.VIDEO_TO_AUDIO
-        offered = models_for(main, kind) or models_for("local", kind)
-        return offered[0], {}
+        provider = main if models_for(main, kind) else "local"
+        model = model_for_clip(provider, kind, clip)
+        if model is None:
+            # Only a length cap leaves no model (MMAudio): say so rather than cut the clip.
+            first = models_for(provider, kind)[0]
+            limit = first.accepts.max_seconds if first.accepts else None
+            raise UserInputError(
+                "clip_too_long_for_model",
+                seconds=round(clip.seconds or 0) if clip else "?",
+                model=first.title,
+                limit=int(limit or 0),
+            )
+        return model, {}
 
     def _job(
         self,
@@ -56,11 +79,16 @@ class Clips:
         prompt: str,
         intent: str,
         source: Job | None,
+        clip: ClipFacts | None,
     ) -> Job:
-        model, extra = self._model(intent, source)
+        model, extra = self._model(intent, source, clip)
         wish = parse_animation(prompt)
         duration = wish.duration if wish.duration in model.durations else model.durations[0]
         params: dict[str, Any] = {"duration": duration, **extra}
+        if clip is not None:
+            # Kept for the submit: the fallback skips models that cannot take the clip, and
+            # MMAudio is told the clip's length.
+            params["clip"] = clip.as_params()
         if intent == "extend":
             params["effect"] = extend_effect_for(prompt)
         else:
@@ -102,7 +130,7 @@ class Clips:
         prompt = without_commands(words or "")
         if existing is None:
             try:
-                path, _ = await fetch_clip(
+                path, info = await fetch_clip(
                     studio.messenger, clip, studio.inbound_dir, studio.download_limit
                 )
             except UserInputError as exc:
@@ -110,9 +138,15 @@ class Clips:
                 return
             intent = clip_intent(prompt)
             source = await self._delivered_job(user, replied_to)
-            draft = self._job(
-                user, message_id, path, clip.file_id, prompt, intent or "extend", source
-            )
+            facts = ClipFacts(info.width, info.height, info.duration)
+            try:
+                draft = self._job(
+                    user, message_id, path, clip.file_id, prompt, intent or "extend", source, facts
+                )
+            except UserInputError as exc:
+                path.unlink(missing_ok=True)
+                await studio.say(user, exc.key, reply_to=message_id, params=exc.params)
+                return
             if intent is None:
                 draft.params["pick"] = True
                 draft.params["source_job"] = source.id if source else None
@@ -150,9 +184,21 @@ class Clips:
             return text(user.language, "button_expired")
         source_id = job.params.get("source_job")
         source = await self.studio.jobs.get(int(source_id)) if source_id else None
-        fresh = self._job(
-            user, None, Path(job.input_path), job.input_file_id, job.prompt, intent, source
-        )
+        facts = ClipFacts.from_params(job.params)
+        try:
+            fresh = self._job(
+                user,
+                None,
+                Path(job.input_path),
+                job.input_file_id,
+                job.prompt,
+                intent,
+                source,
+                facts,
+            )
+        except UserInputError as exc:
+            await self.studio.say(user, exc.key, params=exc.params)
+            return None
         await self.studio.jobs.update(
             job.id,
             kind=fresh.kind,
@@ -183,7 +229,12 @@ class Clips:
                 )
             except MessengerError:
                 return text(user.language, "output_gone")
-        draft = self._job(user, None, path, None, "", intent, job)
+        try:
+            draft = self._job(user, None, path, None, "", intent, job, await _facts_of(path))
+        except UserInputError as exc:
+            path.unlink(missing_ok=True)
+            await self.studio.say(user, exc.key, params=exc.params)
+            return None
         created, _ = await self.studio.jobs.create(draft)
         await self.studio.send_card(created)
         return None
@@ -228,3 +279,12 @@ class Clips:
         )
         if created:
             await studio.start_now(job, user, reply_to=message_id)
+
+
+async def _facts_of(path: Path) -> ClipFacts | None:
+    """What ffprobe says about one of our own results (None if it cannot say)."""
+    try:
+        info = await media.probe(path)
+    except MediaError:
+        return None
+    return ClipFacts(info.width, info.height, info.duration)

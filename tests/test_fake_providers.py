@@ -16,6 +16,12 @@ from tests.fakes.provider_common import FAKE_MP4, Scenario
 
 MU_KEY = "muapi-test-key"
 FAL_KEY = "fal-test-key"
+# Bodies the fakes' schemas (tests/fakes/schemas.json) accept, for tests about other things.
+KLING = "kling-v2.1-pro-i2v"
+KLING_BODY = {"prompt": "slow push-in", "image_url": "https://x/a.jpg", "duration": 5}
+FAL_WAN = "fal-ai/wan-25-preview/image-to-video"
+FAL_VEO = "fal-ai/veo3.1/fast/image-to-video"
+FAL_BODY = {"prompt": "p", "image_url": "https://x/a.jpg"}
 
 
 @pytest.fixture
@@ -134,8 +140,8 @@ async def test_muapi_job_flow(
     mu: FakeMuapi, mu_client: httpx.AsyncClient, video_file: Path
 ) -> None:
     mu.scenario = Scenario(polls_before_done=3, queue_polls=1, output=video_file)
-    payload = {"prompt": "slow push-in", "image_url": "https://x/a.jpg", "duration": 5}
-    r = await mu_client.post("/kling-v2.1-pro-i2v", json=payload)
+    payload = KLING_BODY
+    r = await mu_client.post(f"/{KLING}", json=payload)
     assert r.status_code == 200
     body = r.json()
     rid = body["request_id"]
@@ -172,14 +178,18 @@ async def test_muapi_object_outputs_and_slash_endpoint(
 ) -> None:
     mu.scenario = Scenario(polls_before_done=0)
     shapes = []
-    for endpoint in ("seedance-pro-i2v", "mmaudio-v2/video-to-video"):
-        rid = (await mu_client.post(f"/{endpoint}", json={"prompt": "p"})).json()["request_id"]
+    bodies = {
+        "seedance-2-i2v": {"prompt": "p", "images_list": ["u"]},
+        "mmaudio-v2/video-to-video": {"prompt": "rain", "video_url": "u", "duration": 4.5},
+    }
+    for endpoint, body in bodies.items():
+        rid = (await mu_client.post(f"/{endpoint}", json=body)).json()["request_id"]
         poll = (await mu_client.get(f"/predictions/{rid}/result")).json()
         shapes.append(type(poll["outputs"][0]))
     assert shapes == [str, dict]
-    assert [s.endpoint for s in mu.submits] == ["seedance-pro-i2v", "mmaudio-v2/video-to-video"]
+    assert [s.endpoint for s in mu.submits] == list(bodies)
     mu.object_outputs = True
-    rid = (await mu_client.post("/x", json={})).json()["request_id"]
+    rid = (await mu_client.post(f"/{KLING}", json=KLING_BODY)).json()["request_id"]
     out = (await mu_client.get(f"/predictions/{rid}/result")).json()["outputs"][0]
     assert out == {"url": f"{mu.root}/files/out/{rid}.mp4"}
     async with httpx.AsyncClient() as plain:
@@ -191,13 +201,14 @@ async def test_muapi_rate_limit_then_success(mu: FakeMuapi, mu_client: httpx.Asy
         Scenario(submit_errors=[(429, {"detail": "Too many requests"}, {"Retry-After": "1"})]),
         Scenario(fail_with="NSFW content detected", polls_before_done=0),
     ]
-    r = await mu_client.post("/veo3-image-to-video", json={"image_url": "u"})
+    veo, body = "veo3.1-fast-image-to-video", {"prompt": "p", "image_url": "u"}
+    r = await mu_client.post(f"/{veo}", json=body)
     assert r.status_code == 429
     assert r.headers["Retry-After"] == "1"
     assert r.json() == {"detail": "Too many requests"}
-    r = await mu_client.post("/veo3-image-to-video", json={"image_url": "u"})
+    r = await mu_client.post(f"/{veo}", json=body)
     assert r.status_code == 200
-    r2 = await mu_client.post("/veo3-image-to-video", json={"image_url": "u"})
+    r2 = await mu_client.post(f"/{veo}", json=body)
     failed = (await mu_client.get(f"/predictions/{r2.json()['request_id']}/result")).json()
     assert failed["status"] == "failed"
     assert failed["error"] == "NSFW content detected"
@@ -206,25 +217,38 @@ async def test_muapi_rate_limit_then_success(mu: FakeMuapi, mu_client: httpx.Asy
     assert mu.next_scenarios == []
 
 
-async def test_muapi_required_field(mu: FakeMuapi, mu_client: httpx.AsyncClient) -> None:
-    mu.scenario = Scenario(require_field="images_list")
+async def test_muapi_checks_each_submit_against_the_models_schema(
+    mu: FakeMuapi, mu_client: httpx.AsyncClient
+) -> None:
     r = await mu_client.post("/seedance-2-i2v", json={"image_url": "u", "prompt": "p"})
     assert r.status_code == 422
     assert r.json() == {
-        "detail": [{"loc": ["body", "images_list"], "msg": "Field required", "type": "missing"}]
+        "detail": [
+            {"loc": ["body", "images_list"], "msg": "Field required", "type": "missing"},
+            {
+                "loc": ["body", "image_url"],
+                "msg": "Extra inputs are not permitted",
+                "type": "extra_forbidden",
+            },
+        ]
     }
     r = await mu_client.post("/seedance-2-i2v", json={"images_list": ["u"], "prompt": "p"})
     assert r.status_code == 200
-    assert [s.accepted for s in mu.submits] == [False, True]
+    r = await mu_client.post("/no-such-model", json={"prompt": "p"})
+    assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
+    assert [(s.accepted, s.status) for s in mu.submits] == [(False, 422), (True, 200), (False, 404)]
+    # A test may tighten the fake's copy of a schema, e.g. to play a model that changed.
+    mu.schema_for(KLING)["properties"]["duration"]["enum"] = [10]
+    assert (await mu_client.post(f"/{KLING}", json=KLING_BODY)).status_code == 422
 
 
 async def test_muapi_poll_errors_and_stall(mu: FakeMuapi, mu_client: httpx.AsyncClient) -> None:
     mu.scenario = Scenario(polls_before_done=0, poll_errors=[(500, {"detail": "boom"})] * 2)
-    rid = (await mu_client.post("/a", json={})).json()["request_id"]
+    rid = (await mu_client.post(f"/{KLING}", json=KLING_BODY)).json()["request_id"]
     codes = [(await mu_client.get(f"/predictions/{rid}/result")).status_code for _ in range(3)]
     assert codes == [500, 500, 200]
     mu.scenario = Scenario(stall=True)
-    rid = (await mu_client.post("/a", json={})).json()["request_id"]
+    rid = (await mu_client.post(f"/{KLING}", json=KLING_BODY)).json()["request_id"]
     answers = [(await mu_client.get(f"/predictions/{rid}/result")).json() for _ in range(5)]
     assert all(a == {"id": rid, "status": "processing", "outputs": []} for a in answers)
 
@@ -234,14 +258,14 @@ async def test_muapi_submit_delay_times_out_client(
 ) -> None:
     mu.scenario = Scenario(submit_delay=0.5)
     with pytest.raises(httpx.ReadTimeout):
-        await mu_client.post("/a", json={"prompt": "p"}, timeout=0.1)
+        await mu_client.post(f"/{KLING}", json=KLING_BODY, timeout=0.1)
     assert len(mu.submits) == 1
     assert mu.submits[0].accepted
 
 
 async def test_muapi_insufficient_balance(mu: FakeMuapi, mu_client: httpx.AsyncClient) -> None:
     mu.balance = 0
-    r = await mu_client.post("/a", json={"prompt": "p"})
+    r = await mu_client.post(f"/{KLING}", json=KLING_BODY)
     assert r.status_code == 402
     files = {"file": ("a.jpg", b"x", "image/jpeg")}
     assert (await mu_client.post("/upload_file", files=files)).status_code == 402
@@ -249,7 +273,7 @@ async def test_muapi_insufficient_balance(mu: FakeMuapi, mu_client: httpx.AsyncC
 
 
 async def test_muapi_secret_search(mu: FakeMuapi, mu_client: httpx.AsyncClient) -> None:
-    await mu_client.post("/a", json={"prompt": "hello SECRET-123"})
+    await mu_client.post(f"/{KLING}", json={**KLING_BODY, "prompt": "hello SECRET-123"})
     assert len(mu.requests_containing("SECRET-123")) == 1
     assert len(mu.requests_containing(MU_KEY)) == 1
     assert mu.requests_containing("nothing-like-this") == []
@@ -353,7 +377,7 @@ async def test_fal_job_flow_and_subpath_rule(
 
 async def test_fal_logs_and_stall(fal: FakeFal, fal_client: httpx.AsyncClient) -> None:
     fal.scenario = Scenario(stall=True)
-    sub = (await fal_client.post("/fal-ai/wan-i2v", json={"prompt": "p"})).json()
+    sub = (await fal_client.post(f"/{FAL_WAN}", json=FAL_BODY)).json()
     answers = [
         (await fal_client.get(sub["status_url"], params={"logs": 1})).json() for _ in range(4)
     ]
@@ -372,11 +396,10 @@ async def test_fal_failure_and_retry(fal: FakeFal, fal_client: httpx.AsyncClient
         submit_errors=[(429, {"detail": "Too many requests"}, {"Retry-After": "1"})],
         poll_errors=[(503, {"detail": "unavailable"})],
     )
-    model = "bytedance/seedance-2.0/image-to-video"
-    first = await fal_client.post(f"/{model}", json={"prompt": "p"})
+    first = await fal_client.post(f"/{FAL_VEO}", json=FAL_BODY)
     assert first.status_code == 429
     assert first.headers["Retry-After"] == "1"
-    sub = (await fal_client.post(f"/{model}", json={"prompt": "p"})).json()
+    sub = (await fal_client.post(f"/{FAL_VEO}", json=FAL_BODY)).json()
     assert (await fal_client.get(sub["status_url"])).status_code == 503
     st = (await fal_client.get(sub["status_url"])).json()
     assert st["status"] == "COMPLETED"
@@ -390,7 +413,7 @@ async def test_fal_failure_and_retry(fal: FakeFal, fal_client: httpx.AsyncClient
 
 async def test_fal_cancel(fal: FakeFal, fal_client: httpx.AsyncClient) -> None:
     fal.scenario = Scenario(stall=True)
-    sub = (await fal_client.post("/fal-ai/veo3.1/image-to-video", json={})).json()
+    sub = (await fal_client.post(f"/{FAL_VEO}", json=FAL_BODY)).json()
     r = await fal_client.put(sub["cancel_url"])
     assert r.status_code == 202
     assert r.json() == {"status": "CANCELLATION_REQUESTED"}
@@ -410,7 +433,7 @@ async def test_fal_output_expired_and_cut_off(
     ]
     urls = []
     for _ in range(3):
-        sub = (await fal_client.post("/fal-ai/wan-i2v", json={})).json()
+        sub = (await fal_client.post(f"/{FAL_WAN}", json=FAL_BODY)).json()
         await fal_client.get(sub["status_url"])
         urls.append((await fal_client.get(sub["response_url"])).json()["video"]["url"])
     size = video_file.stat().st_size
@@ -427,8 +450,51 @@ async def test_fal_output_expired_and_cut_off(
 
 
 async def test_wait_for(fal: FakeFal, fal_client: httpx.AsyncClient) -> None:
-    await fal_client.post("/fal-ai/wan-i2v", json={})
+    await fal_client.post(f"/{FAL_WAN}", json=FAL_BODY)
     submit = await fal.wait_for(lambda: fal.accepted_submits(), timeout=1)
-    assert submit[0].endpoint == "fal-ai/wan-i2v"
+    assert submit[0].endpoint == FAL_WAN
     with pytest.raises(AssertionError, match="not met"):
         await fal.wait_for(lambda: fal.cancels, timeout=0.05)
+
+
+async def test_fal_checks_each_submit_against_the_models_schema(
+    fal: FakeFal, fal_client: httpx.AsyncClient
+) -> None:
+    r = await fal_client.post(f"/{FAL_VEO}", json={**FAL_BODY, "duration": "7s"})
+    assert r.status_code == 422
+    assert r.json() == {
+        "detail": [
+            {
+                "loc": ["body", "duration"],
+                "msg": "unexpected value; permitted: '4s', '6s', '8s'",
+                "type": "value_error.const",
+            }
+        ]
+    }
+    r = await fal_client.post("/fal-ai/no-such-model", json=FAL_BODY)
+    assert r.status_code == 404
+    assert (await fal_client.post(f"/{FAL_VEO}", json=FAL_BODY)).status_code == 200
+    assert [(s.accepted, s.status) for s in fal.submits] == [
+        (False, 422),
+        (False, 404),
+        (True, 200),
+    ]
+
+
+async def test_fal_locked_account_answers_403_to_billable_calls(
+    fal: FakeFal, fal_client: httpx.AsyncClient
+) -> None:
+    sub = (await fal_client.post(f"/{FAL_WAN}", json=FAL_BODY)).json()
+    fal.locked = True
+    for r in (
+        await fal_client.post(f"/{FAL_WAN}", json=FAL_BODY),
+        await fal_client.post(
+            "/storage/upload/initiate",
+            json={"content_type": "image/jpeg", "file_name": "photo.jpg"},
+        ),
+    ):
+        assert r.status_code == 403
+        assert r.json()["detail"].startswith("User is locked. Reason: Exhausted balance")
+    # Status requests still answer (fal-ai/fal issue #1147).
+    assert (await fal_client.get(sub["status_url"])).status_code == 200
+    assert [(s.accepted, s.status) for s in fal.submits] == [(True, 200), (False, 403)]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.application import App
+from services.intents import MOTION_PROMPTS
 from services.jobs import JobState
 from tests.conftest import (
     TOKEN,
@@ -21,7 +23,7 @@ from tests.conftest import (
     running_bot,
     services_of,
 )
-from tests.fakes.fal import FakeFal
+from tests.fakes.fal import LOCKED_DETAIL, FakeFal
 from tests.fakes.muapi import FakeMuapi
 from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
@@ -202,7 +204,12 @@ async def test_muapi_500_on_submit_is_never_resubmitted(
 async def test_muapi_422_field_swap_is_retried_once_with_the_other_field(
     tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path, photo_bytes: bytes, clip: Path
 ) -> None:
-    muapi.scenario = Scenario(output=clip, require_field="images_list")
+    # Play muapi respelling Kling's image field (clients disagree for some models).
+    schema = muapi.schema_for("kling-v2.1-pro-i2v")
+    schema["properties"]["images_list"] = {"type": "string_list"}
+    del schema["properties"]["image_url"]
+    schema["required"] = ["prompt", "images_list"]
+    muapi.scenario = Scenario(output=clip)
     async with running_bot(muapi_settings(tg, muapi, tmp_path)) as app:
         card_id = await generate(tg, photo_bytes, "zoom in")
         job = await ended(app, card_id)
@@ -258,6 +265,42 @@ async def test_muapi_unavailable_model_falls_back_to_the_next_and_says_so(
         entries = await services_of(app).studio.credits.ledger.entries(job.id)
         assert entries == [("reserve", 100), ("keep", 100)]  # the quoted price holds
     assert [s.endpoint for s in muapi.accepted_submits()] == ["seedance-2-i2v"]
+
+
+@pytest.mark.parametrize("provider", ["muapi", "fal"])
+async def test_a_422_about_the_input_falls_back_to_the_next_model_and_charges_once(
+    tg: FakeTelegram,
+    muapi: FakeMuapi,
+    fal: FakeFal,
+    tmp_path: Path,
+    photo_bytes: bytes,
+    clip: Path,
+    provider: str,
+) -> None:
+    # Kling stops taking 5 s runs: its schema refuses the bot's default length with a 422.
+    if provider == "muapi":
+        fake: FakeMuapi | FakeFal = muapi
+        kling, following = "kling-v2.1-pro-i2v", "seedance-2-i2v"
+        muapi.schema_for(kling)["properties"]["duration"]["enum"] = [10]
+        settings = muapi_settings(tg, muapi, tmp_path)
+    else:
+        fake = fal
+        kling, following = (
+            "fal-ai/kling-video/v2.1/pro/image-to-video",
+            "fal-ai/wan-25-preview/image-to-video",
+        )
+        fal.schema_for(kling)["properties"]["duration"]["enum"] = ["10"]
+        settings = fal_settings(tg, fal, tmp_path)
+    fake.scenario = Scenario(output=clip)
+    async with running_bot(settings) as app:
+        card_id = await generate(tg, photo_bytes, "zoom in")
+        job = await ended(app, card_id)
+        assert job.state == JobState.DELIVERED
+        await tg.wait_for(lambda: "Kling 2.1 Pro is unavailable" in plain(tg))
+        entries = await services_of(app).studio.credits.ledger.entries(job.id)
+        assert entries == [("reserve", 100), ("keep", 100)]  # charged once, the quoted price
+    assert [(s.endpoint, s.status) for s in fake.submits] == [(kling, 422), (following, 200)]
+    assert len(tg.videos(USER)) == 1
 
 
 async def test_muapi_expired_output_ends_with_a_refund(
@@ -399,3 +442,121 @@ async def test_a_submit_that_times_out_after_sending_is_unknown_not_resent(
         assert entries == [("reserve", 100), ("refund", 100)]
         await tg.wait_for(lambda: "won't send it again" in plain(tg))
     assert len(muapi.submits) == 1
+
+
+@pytest.mark.parametrize("where", ["storage upload", "submit"])
+async def test_fal_locked_account_is_out_of_credit_refunds_and_alerts_admins_once(
+    tg: FakeTelegram, fal: FakeFal, tmp_path: Path, photo_bytes: bytes, where: str
+) -> None:
+    tg.add_chat(ADMIN)
+    if where == "storage upload":
+        fal.locked = True  # fal refuses the upload before there is anything to submit
+    else:
+        fal.scenario = Scenario(submit_errors=[(403, {"detail": LOCKED_DETAIL}, {})] * 2)
+    async with running_bot(fal_settings(tg, fal, tmp_path)) as app:
+        for user in (USER, USER + 1):
+            card_id = await generate(tg, photo_bytes, "zoom in", user=user)
+            job = await ended(app, card_id, chat=user)
+            assert job.state == JobState.FAILED
+            told = partial(lambda chat: "temporarily unavailable" in plain(tg, chat), user)
+            await tg.wait_for(told)
+            entries = await services_of(app).studio.credits.ledger.entries(job.id)
+            assert entries == [("reserve", 100), ("refund", 100)]
+    alerts = [m.text_plain or "" for m in tg.messages(ADMIN)]
+    assert len([a for a in alerts if "out of credit" in a]) == 1
+    assert not any("Check the key" in a for a in alerts)  # not mistaken for a bad key
+    assert fal.accepted_submits() == []
+    assert (fal.uploads == []) == (where == "storage upload")
+
+
+@pytest.fixture(scope="session")
+def veo_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A clip as Veo makes them: 1280×720 (16:9), 4 s."""
+    path = tmp_path_factory.mktemp("veo") / "veo.mp4"
+    return make_video(path, seconds=4.0, width=1280, height=720, fps=8).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def phone_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A user's own clip: 320×240, 2 s."""
+    return make_video(tmp_path_factory.mktemp("phone") / "phone.mp4", seconds=2.0).read_bytes()
+
+
+def card_text(tg: FakeTelegram, card_id: int) -> str:
+    card = tg.message(USER, card_id)
+    return (card.text_plain or "") if card is not None else ""
+
+
+async def send_clip(
+    tg: FakeTelegram, video: bytes, meta: tuple[int, int, int], caption: str
+) -> int:
+    """Send a clip with a caption; return its card's id."""
+    return await reply_to(tg, tg.user_message(USER, video=video, video_meta=meta, caption=caption))
+
+
+async def test_fal_extends_veo_made_clips_with_veo_and_every_other_clip_with_pixverse(
+    tg: FakeTelegram, fal: FakeFal, tmp_path: Path, veo_clip: bytes, phone_clip: bytes, clip: Path
+) -> None:
+    fal.scenario = Scenario(output=clip)
+    async with running_bot(fal_settings(tg, fal, tmp_path)) as app:
+        for video, meta in ((veo_clip, (1280, 720, 4)), (phone_clip, (320, 240, 2))):
+            card_id = await send_clip(tg, video, meta, "extend")
+            tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+            assert (await ended(app, card_id)).state == JobState.DELIVERED
+    veo, pixverse = fal.accepted_submits()
+    assert (veo.endpoint, veo.payload["duration"]) == ("fal-ai/veo3.1/fast/extend-video", "7s")
+    assert (pixverse.endpoint, pixverse.payload["duration"]) == ("fal-ai/pixverse/extend", "5")
+    assert [s.accepted for s in fal.submits] == [True, True]
+
+
+async def test_picking_veo_on_the_card_for_a_phone_clip_still_never_sends_it_to_veo(
+    tg: FakeTelegram, fal: FakeFal, tmp_path: Path, phone_clip: bytes, clip: Path
+) -> None:
+    fal.scenario = Scenario(output=clip)
+    async with running_bot(fal_settings(tg, fal, tmp_path)) as app:
+        card_id = await send_clip(tg, phone_clip, (320, 240, 2), "extend")
+        assert "PixVerse Extend" in card_text(tg, card_id)
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "mdl"))
+        await tg.wait_for(lambda: "Veo 3.1" in card_text(tg, card_id))
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        job = await ended(app, card_id)
+        assert job.state == JobState.DELIVERED and job.model == "fal-pixverse-extend"
+        await tg.wait_for(lambda: "can't work on this clip" in plain(tg))
+        entries = await services_of(app).studio.credits.ledger.entries(job.id)
+        assert entries == [("reserve", 80), ("keep", 80)]
+    assert [s.endpoint for s in fal.submits] == ["fal-ai/pixverse/extend"]
+
+
+@pytest.fixture(scope="session")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What MMAudio hands back: the clip with a soundtrack."""
+    return make_video(tmp_path_factory.mktemp("scored") / "scored.mp4", seconds=2.0, audio=True)
+
+
+async def test_mmaudio_is_told_the_clips_length_and_what_it_should_sound_like(
+    tg: FakeTelegram, fal: FakeFal, tmp_path: Path, phone_clip: bytes, scored: Path
+) -> None:
+    fal.scenario = Scenario(output=scored)
+    async with running_bot(fal_settings(tg, fal, tmp_path)) as app:
+        card_id = await send_clip(tg, phone_clip, (320, 240, 2), "add epic music")
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        assert (await ended(app, card_id)).state == JobState.DELIVERED
+    (submit,) = fal.accepted_submits()
+    assert submit.endpoint == "fal-ai/mmaudio-v2"
+    assert abs(submit.payload["duration"] - 2.0) < 0.2  # not MMAudio's 8 s default
+    sound = submit.payload["prompt"]
+    assert "orchestral" in sound and all(p not in sound for p in MOTION_PROMPTS.values())
+
+
+async def test_a_clip_longer_than_mmaudio_reads_is_refused_with_a_clear_note(
+    tg: FakeTelegram, fal: FakeFal, tmp_path: Path
+) -> None:
+    long_clip = make_video(tmp_path / "long.mp4", seconds=31.0, width=160, height=120, fps=4)
+    async with running_bot(fal_settings(tg, fal, tmp_path)) as app:
+        msg = tg.user_message(
+            USER, video=long_clip.read_bytes(), video_meta=(160, 120, 31), caption="add music"
+        )
+        await reply_to(tg, msg)
+        await tg.wait_for(lambda: "MMAudio v2 works on clips up to 30 s" in plain(tg))
+        assert await services_of(app).jobs.count_by_state() == {}
+    assert fal.submits == [] and fal.uploads == []

@@ -93,7 +93,11 @@ class FalProvider:
         return file_url
 
     async def submit(self, spec: JobSpec) -> Submission:
-        """Queue the job; keep the URLs fal gives for it."""
+        """Queue the job; keep the URLs fal gives for it.
+
+        Refusals come back as ``model_unavailable`` (404) or ``invalid_input`` (422), and an
+        account out of money as ``out_of_credit`` (fal's 403 "User is locked"); see ``http``.
+        """
         try:
             response = await self._request(
                 "POST",

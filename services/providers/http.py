@@ -29,6 +29,10 @@ CONTENT_POLICY_WORDS = (
     "sensitive content",
 )
 NOT_ACCEPTED = frozenset({429, 503})  # the provider refused before taking the job
+# fal answers 403 "User is locked. Reason: Exhausted balance…" (or "Reason: TOP_UP") when the
+# account has run out of money, on submits and storage uploads alike (fal-ai/fal issues #1112,
+# #1147, #1163): that wants a top-up, not a new key.
+OUT_OF_CREDIT_WORDS = ("exhausted balance", "reason: top_up", "insufficient balance")
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -63,6 +67,22 @@ def detail(response: httpx.Response, limit: int = 300) -> str:
     return str(body)[:limit]
 
 
+def is_validation_error(response: httpx.Response) -> bool:
+    """Whether an answer is a FastAPI/pydantic validation list (``detail: [{loc, msg}]``)."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return False
+    errors = body.get("detail") if isinstance(body, dict) else None
+    return isinstance(errors, list) and all(isinstance(e, dict) and "loc" in e for e in errors)
+
+
+def is_out_of_credit(text: str) -> bool:
+    """Whether an error text says the provider account has no money left."""
+    lowered = text.lower()
+    return any(word in lowered for word in OUT_OF_CREDIT_WORDS)
+
+
 def is_content_policy(text: str) -> bool:
     """Whether an error text says the request broke the provider's content rules."""
     lowered = text.lower()
@@ -80,16 +100,20 @@ def raise_for(response: httpx.Response, *, what: str) -> None:
         raise ProviderTransient(message, retry_after=retry_after(response), reached=False)
     if status >= 500 or status == 408:
         raise ProviderTransient(message, retry_after=retry_after(response), reached=True)
-    if status == 402:
+    if status == 402 or (status == 403 and is_out_of_credit(text)):
         raise ProviderPermanent(message, reason="out_of_credit")
     if status in (401, 403):
         raise ProviderPermanent(message, reason="auth")
+    if status == 422 and (is_validation_error(response) or not is_content_policy(text)):
+        # The model refused the input (a schema field named "safety_…" is no content-policy
+        # refusal): another model may take the same job. Some providers still bill a 422; the
+        # user is refunded either way.
+        raise ProviderPermanent(message, reason="invalid_input", billed=True)
     if is_content_policy(text):
         raise ProviderPermanent(message, reason="content_policy", billed=status == 422)
     if status == 404:
         raise ProviderPermanent(message, reason="not_found")
-    # A 422 may still be billed by some providers; the user is refunded either way.
-    raise ProviderPermanent(message, reason="rejected", billed=status == 422)
+    raise ProviderPermanent(message, reason="rejected")
 
 
 def transport_error(exc: httpx.HTTPError, *, what: str) -> ProviderTransient:

@@ -1,4 +1,4 @@
-"""muapi.ai: one key for Kling, Seedance, Wan, Veo, Hailuo, PixVerse, MMAudio and Suno.
+"""muapi.ai: one key for Kling, Seedance, Wan, Veo, Hailuo, PixVerse and MMAudio.
 
 Contract (providers.md §1): ``x-api-key`` on every call; upload with ``POST /api/v1/upload_file``
 (multipart field ``file``) or, above the direct upload's cap, the presigned flow; submit with
@@ -135,19 +135,21 @@ class MuapiProvider:
         return f"{url.rstrip('/')}/{fields.get('key', name)}"
 
     async def submit(self, spec: JobSpec) -> Submission:
-        """Submit once; a 422 that names the other image/video field is retried once with it."""
+        """Submit once; a 422 that names the other image/video field is retried once with it.
+
+        Refusals come back as ``model_unavailable`` (404) or ``invalid_input`` (422): the job
+        was not taken, so the poller may move it to the next model.
+        """
         payload = build_payload(spec)
         try:
-            response = await self._request("POST", spec.model.endpoint, what="submit", json=payload)
+            response = await self._post_submit(spec, payload)
         except ProviderPermanent as exc:
-            swap = swapped_field(str(exc), payload) if "HTTP 422" in str(exc) else None
+            swap = swapped_field(str(exc), payload) if exc.reason == "invalid_input" else None
             if swap is None:
-                raise self._unavailable(exc) from exc
+                raise
             log.info("muapi %s wants %s; submitting again with it", spec.model.endpoint, swap)
             # A 422 is a refusal before acceptance, so this second submit cannot double-bill.
-            response = await self._request(
-                "POST", spec.model.endpoint, what="submit", json=build_payload(spec, swap)
-            )
+            response = await self._post_submit(spec, build_payload(spec, swap))
         body = web.json_of(response, what="submit")
         request_id = body.get("request_id") or body.get("id")
         data: dict[str, Any] = {"cost": body.get("cost")}
@@ -161,11 +163,13 @@ class MuapiProvider:
             )
         return Submission(external_id=str(request_id), data=data)
 
-    @staticmethod
-    def _unavailable(exc: ProviderPermanent) -> ProviderPermanent:
-        if exc.reason == "not_found":
-            return ProviderPermanent(str(exc), reason="model_unavailable")
-        return exc
+    async def _post_submit(self, spec: JobSpec, payload: dict[str, Any]) -> httpx.Response:
+        try:
+            return await self._request("POST", spec.model.endpoint, what="submit", json=payload)
+        except ProviderPermanent as exc:
+            if exc.reason == "not_found":
+                raise ProviderPermanent(str(exc), reason="model_unavailable") from exc
+            raise
 
     async def poll(self, submission: Submission) -> ProviderStatus:
         """Ask for the prediction's result."""

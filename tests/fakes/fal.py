@@ -8,6 +8,12 @@ under ``{root}/files/...``.
 Status, result and cancel live under ``/{owner}/{app}/requests/{id}`` — only the first two
 segments of the model id, as on the real queue — so a client that rebuilds those URLs from the
 full model id gets 404.
+
+Every submit is checked against the model's input schema in ``schemas.json``: a model that is
+not there answers 404, a body that breaks the schema answers 422 in fal's validation shape.
+Setting :attr:`FakeFal.locked` plays an account out of money: fal then answers 403 "User is
+locked. Reason: Exhausted balance" to billable calls (submit, storage upload) while status
+requests still work (fal-ai/fal issues #1112, #1147, #1163).
 """
 
 from __future__ import annotations
@@ -30,11 +36,54 @@ from tests.fakes.provider_common import (
     reply,
     safe_filename,
 )
+from tests.fakes.schema_check import Problem, models_of
 
 __all__ = ["FakeFal", "Job", "RecordedRequest", "Scenario", "Submit", "Upload"]
 
 _RESERVED_ROOTS = frozenset(["storage", "upload", "files"])
 _STORAGE_TYPES = frozenset(["fal-cdn-v3", "fal-cdn", "gcs"])
+LOCKED_DETAIL = (
+    "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing."
+)
+_TYPE_ERRORS = {
+    "string": ("type_error.str", "str type expected"),
+    "integer": ("type_error.integer", "value is not a valid integer"),
+    "number": ("type_error.float", "value is not a valid float"),
+    "boolean": ("type_error.bool", "value could not be parsed to a boolean"),
+    "string_list": ("type_error.list", "value is not a valid list"),
+}
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    """One schema problem as fal's queue reports it (providers.md 2.7: pydantic-v1 style)."""
+    kind, expected = problem.kind, problem.expected
+    if kind == "missing":
+        error, msg = "value_error.missing", "field required"
+    elif kind == "extra":
+        error, msg = "value_error.extra", "extra fields not permitted"
+    elif kind == "type":
+        error, msg = _TYPE_ERRORS[str(expected)]
+    elif kind == "enum":
+        permitted = ", ".join(repr(v) for v in expected)
+        error, msg = "value_error.const", f"unexpected value; permitted: {permitted}"
+    elif kind == "minimum":
+        error, msg = (
+            "value_error.number.not_ge",
+            f"ensure this value is greater than or equal to {expected}",
+        )
+    elif kind == "maximum":
+        error, msg = (
+            "value_error.number.not_le",
+            f"ensure this value is less than or equal to {expected}",
+        )
+    elif kind == "max_length":
+        error, msg = (
+            "value_error.any_str.max_length",
+            f"ensure this value has at most {expected} characters",
+        )
+    else:
+        error, msg = "value_error", f"only one of {', '.join(expected)} may be given"
+    return {"loc": ["body", problem.field], "msg": msg, "type": error}
 
 
 def _iso(ts: float) -> str:
@@ -56,6 +105,8 @@ class FakeFal(FakeProviderServer):
         self.seed = seed
         self.cancels: list[str] = []
         self.pending_uploads: dict[str, tuple[str, str]] = {}
+        self.locked = False  # out of money: billable calls answer 403 "User is locked"
+        self.schemas = models_of("fal")
 
     # ------------------------------------------------------------------ routes
 
@@ -75,6 +126,10 @@ class FakeFal(FakeProviderServer):
     @staticmethod
     def _unauthorized() -> web.Response:
         return web.json_response({"detail": "Unauthorized"}, status=401)
+
+    @staticmethod
+    def _locked() -> web.Response:
+        return web.json_response({"detail": LOCKED_DETAIL}, status=403)
 
     @staticmethod
     async def _not_found(request: web.Request) -> web.Response:
@@ -108,6 +163,8 @@ class FakeFal(FakeProviderServer):
     async def _initiate_upload(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
             return self._unauthorized()
+        if self.locked:
+            return self._locked()
         storage_type = request.query.get("storage_type", "fal-cdn-v3")
         if storage_type not in _STORAGE_TYPES:
             message = f"Unknown storage type {storage_type}"
@@ -158,15 +215,28 @@ class FakeFal(FakeProviderServer):
         query = dict(request.query)
         payload = parse_json_object(await request.read())
         scenario = self._peek_scenario()
+        if self.locked:
+            self.submits.append(Submit(model_id, payload or {}, None, False, 403, query))
+            return self._locked()
         if scenario.submit_errors:
             status, body, headers = scenario.submit_errors.pop(0)
             self.submits.append(Submit(model_id, payload or {}, None, False, status, query))
             await self._pause(scenario.submit_delay)
             return reply(status, body, headers)
-        if payload is None:
-            self.submits.append(Submit(model_id, {}, None, False, 422, query))
+        problems = None if payload is None else self.schema_problems(model_id, payload)
+        if payload is not None and problems is None:
+            self.submits.append(Submit(model_id, payload, None, False, 404, query))
+            return web.json_response({"detail": f"Application '{model_id}' not found"}, status=404)
+        if payload is None or problems:
+            self.submits.append(Submit(model_id, payload or {}, None, False, 422, query))
             await self._pause(scenario.submit_delay)
-            detail = [{"loc": ["body"], "msg": "Input should be an object", "type": "dict_type"}]
+            detail = (
+                [_problem_json(p) for p in problems]
+                if problems
+                else [
+                    {"loc": ["body"], "msg": "value is not a valid dict", "type": "type_error.dict"}
+                ]
+            )
             return web.json_response({"detail": detail}, status=422)
         job = self._new_job(str(uuid.uuid4()), model_id, payload, scenario)
         self.submits.append(Submit(model_id, payload, job.request_id, True, 200, query))

@@ -4,6 +4,9 @@ Point the bot's muapi base URL at :attr:`FakeMuapi.root`; the bot appends ``/api
 Job behaviour comes from :class:`~tests.fakes.provider_common.Scenario` (``fake.scenario`` for
 every new job, ``fake.next_scenarios`` for the next ones). Uploaded files and outputs are served
 by the fake under ``{root}/files/...``.
+
+Every submit is checked against the model's input schema in ``schemas.json``: an endpoint that
+is not there answers 404, a body that breaks the schema answers 422 in muapi's FastAPI shape.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from tests.fakes.provider_common import (
     reply,
     safe_filename,
 )
+from tests.fakes.schema_check import Problem, models_of
 
 __all__ = ["FakeMuapi", "Job", "RecordedRequest", "Scenario", "Submit", "Upload"]
 
@@ -36,6 +40,42 @@ _API = "/api/v1"
 
 def _new_id() -> str:
     return "mu-" + secrets.token_hex(6)
+
+
+_TYPE_ERRORS = {
+    "string": ("string_type", "Input should be a valid string"),
+    "integer": ("int_type", "Input should be a valid integer"),
+    "number": ("float_type", "Input should be a valid number"),
+    "boolean": ("bool_type", "Input should be a valid boolean"),
+    "string_list": ("list_type", "Input should be a valid list"),
+}
+
+
+def _choices(values: list[Any]) -> str:
+    shown = [repr(v) if isinstance(v, str) else str(v) for v in values]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    """One schema problem as muapi's FastAPI (pydantic v2) reports it."""
+    kind, expected = problem.kind, problem.expected
+    if kind == "missing":
+        error, msg = "missing", "Field required"
+    elif kind == "extra":
+        error, msg = "extra_forbidden", "Extra inputs are not permitted"
+    elif kind == "type":
+        error, msg = _TYPE_ERRORS[str(expected)]
+    elif kind == "enum":
+        error, msg = "literal_error", f"Input should be {_choices(expected)}"
+    elif kind == "minimum":
+        error, msg = "greater_than_equal", f"Input should be greater than or equal to {expected}"
+    elif kind == "maximum":
+        error, msg = "less_than_equal", f"Input should be less than or equal to {expected}"
+    elif kind == "max_length":
+        error, msg = "string_too_long", f"String should have at most {expected} characters"
+    else:
+        error, msg = "value_error", f"Value error, send only one of {', '.join(expected)}"
+    return {"loc": ["body", problem.field], "msg": msg, "type": error}
 
 
 class FakeMuapi(FakeProviderServer):
@@ -64,6 +104,7 @@ class FakeMuapi(FakeProviderServer):
         self.max_other_bytes = max_other_bytes
         self.object_outputs: bool | None = None
         self.presigned: dict[str, dict[str, str]] = {}
+        self.schemas = models_of("muapi")
 
     @property
     def api_url(self) -> str:
@@ -207,16 +248,20 @@ class FakeMuapi(FakeProviderServer):
             self.submits.append(Submit(endpoint, payload or {}, None, False, status, query))
             await self._pause(scenario.submit_delay)
             return reply(status, body, headers)
-        problem: dict[str, Any] | None = None
-        if payload is None:
-            problem = {"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}
-        elif scenario.require_field and scenario.require_field not in payload:
-            loc = ["body", scenario.require_field]
-            problem = {"loc": loc, "msg": "Field required", "type": "missing"}
-        if payload is None or problem is not None:
+        problems = None if payload is None else self.schema_problems(endpoint, payload)
+        if payload is not None and problems is None:
+            # An endpoint muapi does not have: FastAPI's own answer for an unknown route.
+            self.submits.append(Submit(endpoint, payload, None, False, 404, query))
+            return web.json_response({"detail": "Not Found"}, status=404)
+        if payload is None or problems:
+            detail = (
+                [_problem_json(p) for p in problems]
+                if problems
+                else [{"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}]
+            )
             self.submits.append(Submit(endpoint, payload or {}, None, False, 422, query))
             await self._pause(scenario.submit_delay)
-            return web.json_response({"detail": [problem]}, status=422)
+            return web.json_response({"detail": detail}, status=422)
         job = self._new_job(_new_id(), endpoint, payload, scenario)
         self.submits.append(Submit(endpoint, payload, job.request_id, True, 200, query))
         await self._pause(scenario.submit_delay)

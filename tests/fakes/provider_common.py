@@ -24,6 +24,8 @@ from urllib.parse import quote, unquote, urlsplit
 from aiohttp import hdrs, web
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
+from tests.fakes.schema_check import Problem, check
+
 __all__ = [
     "FAKE_MP4",
     "FakeProviderServer",
@@ -61,7 +63,6 @@ class Scenario:
     stall: bool = False
     submit_errors: list[tuple[int, Any, dict[str, str]]] = field(default_factory=list)
     poll_errors: list[tuple[int, Any]] = field(default_factory=list)
-    require_field: str | None = None
     output: bytes | Path | None = None
     output_expired: bool = False
     output_cut_off: bool = False
@@ -286,6 +287,8 @@ class FakeProviderServer:
         self.poll_delay = 0.0  # how long every status poll takes to answer
         self.answered_polls: list[tuple[float, str]] = []  # (monotonic time, request id)
         self.errors: list[Exception] = []
+        # Each fake's own copy of its models' input schemas (schemas.json); a test may tighten it.
+        self.schemas: dict[str, dict[str, Any]] = {}
         self.scenario = Scenario()
         self.next_scenarios: list[Scenario] = []
         self._files: dict[str, _StoredFile] = {}
@@ -378,6 +381,15 @@ class FakeProviderServer:
             for r in self.requests
             if r.path.startswith(path_prefix) and (method is None or r.method == method.upper())
         ]
+
+    def schema_for(self, endpoint: str) -> dict[str, Any]:
+        """The input schema this fake enforces for ``endpoint`` (mutable, for the test's sake)."""
+        return self.schemas[endpoint]
+
+    def schema_problems(self, endpoint: str, payload: dict[str, Any]) -> list[Problem] | None:
+        """How a submit body breaks the model's schema; None if the model is unknown here."""
+        schema = self.schemas.get(endpoint)
+        return None if schema is None else check(schema, payload)
 
     def accepted_submits(self) -> list[Submit]:
         """Submits that created a job."""
