@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram import BotCommand, Update
+from telegram import BotCommand, Message, Update
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -15,6 +15,7 @@ from telegram.ext import (
 )
 
 from handlers import buttons, commands, errors, guards, messages
+from services.inbound import worth_decoding
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "Welcome and examples"),
@@ -31,6 +32,17 @@ ADMIN_COMMANDS = ("stats",)
 
 # Only private chats and messages that are new (edits are not requests to do something again).
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+
+
+class _MediaDocument(filters.MessageFilter):
+    """A document that may hold a photo, clip or sound: a media MIME type, or one we can't trust
+    (octet-stream, none at all). PDFs, archives and the like get the one-line hint instead."""
+
+    def filter(self, message: Message) -> bool:
+        return message.document is not None and worth_decoding(message.document.mime_type)
+
+
+MEDIA_DOCUMENT = _MediaDocument(name="MediaDocument")
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -50,15 +62,16 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         application.add_handler(CommandHandler(name, callback, filters=PRIVATE))
     application.add_handler(MessageHandler(PRIVATE & filters.PHOTO, messages.photo))
     application.add_handler(
-        MessageHandler(PRIVATE & filters.Document.IMAGE, messages.image_document)
-    )
-    application.add_handler(
         MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, messages.text)
     )
-    clips = filters.VIDEO | filters.ANIMATION | filters.VIDEO_NOTE | filters.Document.VIDEO
+    # Telegram has already told these apart (a GIF's animation also carries a document).
+    clips = filters.VIDEO | filters.ANIMATION | filters.VIDEO_NOTE
     application.add_handler(MessageHandler(PRIVATE & clips, messages.clip))
-    sounds = filters.VOICE | filters.AUDIO | filters.Document.AUDIO
-    application.add_handler(MessageHandler(PRIVATE & sounds, messages.sound))
+    application.add_handler(
+        MessageHandler(PRIVATE & (filters.VOICE | filters.AUDIO), messages.sound)
+    )
+    # Files: any that may be media is fetched and decoded; the MIME type only orders the tries.
+    application.add_handler(MessageHandler(PRIVATE & MEDIA_DOCUMENT, messages.document))
     application.add_handler(MessageHandler(PRIVATE & filters.COMMAND, messages.unknown_command))
     application.add_handler(MessageHandler(PRIVATE, messages.other))
     # In groups the bot speaks only when spoken to: a command or a mention gets one polite line.

@@ -26,21 +26,22 @@ async def photo(update: Update, context: StudioContext) -> None:
     )
 
 
-async def image_document(update: Update, context: StudioContext) -> None:
-    """An image sent as a file: same as a photo, without Telegram's recompression."""
+async def document(update: Update, context: StudioContext) -> None:
+    """A file: decoding decides whether it is a photo, a clip or a sound (its MIME type hints)."""
     message = update.effective_message
     assert message is not None and message.document
     doc = message.document
-    image = InboundImage(
-        file_id=doc.file_id,
-        file_unique_id=doc.file_unique_id,
-        size=doc.file_size,
-        width=None,
-        height=None,
-        mime_type=(doc.mime_type or "").lower(),
+    item = InboundMedia(
+        doc.file_id, doc.file_unique_id, doc.file_size, (doc.mime_type or "").lower()
     )
-    await context.services.studio.receive_photo(
-        context.user(update), message.message_id, image, message.caption
+    replied = message.reply_to_message
+    await context.services.studio.receive_file(
+        context.user(update),
+        message.message_id,
+        item,
+        message.caption,
+        clip_of(replied),
+        replied.message_id if replied else None,
     )
 
 
@@ -60,7 +61,9 @@ def clip_of(message: Message | None) -> InboundMedia | None:
     if item is None:
         return None
     mime = (getattr(item, "mime_type", None) or "video/mp4").lower()
-    return InboundMedia(item.file_id, item.file_unique_id, item.file_size, mime)
+    # Telegram's own size, when it gives one, decides the advice for a file too big to fetch.
+    width, height = getattr(item, "width", None), getattr(item, "height", None)
+    return InboundMedia(item.file_id, item.file_unique_id, item.file_size, mime, width, height)
 
 
 async def clip(update: Update, context: StudioContext) -> None:
@@ -78,7 +81,7 @@ async def sound(update: Update, context: StudioContext) -> None:
     """A voice note or audio: as a reply to a video, it becomes the clip's soundtrack."""
     message = update.effective_message
     assert message is not None
-    item = message.voice or message.audio or message.document
+    item = message.voice or message.audio
     assert item is not None
     mime = (getattr(item, "mime_type", None) or "audio/ogg").lower()
     audio = InboundMedia(item.file_id, item.file_unique_id, item.file_size, mime)

@@ -25,6 +25,13 @@ class MediaInfo:
     has_video: bool
     has_audio: bool
     bit_rate: int | None
+    # ffmpeg's name for the container ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "image2").
+    container: str = ""
+
+    @property
+    def still(self) -> bool:
+        """A single picture (read by an image demuxer), not a clip, whatever its codec."""
+        return _is_still_image_format(self.container)
 
 
 def _is_still_image_format(format_name: str) -> bool:
@@ -112,8 +119,9 @@ def parse_ffprobe_json(data: dict[str, Any], size: int) -> MediaInfo:
         if _quarter_turned(rotation):
             width, height = height, width
 
+    container = str(fmt.get("format_name", ""))
     duration: float | None = None
-    if not _is_still_image_format(str(fmt.get("format_name", ""))):
+    if not _is_still_image_format(container):
         duration = _to_float(fmt.get("duration", "N/A"))
         if duration is None:
             for stream in (video, audio):
@@ -129,6 +137,7 @@ def parse_ffprobe_json(data: dict[str, Any], size: int) -> MediaInfo:
         has_video=video is not None,
         has_audio=audio is not None,
         bit_rate=_to_int(fmt.get("bit_rate", "N/A")),
+        container=container,
     )
 
 
@@ -144,6 +153,24 @@ _SIZE_RE = re.compile(r"(?<![\w.])([1-9]\d{0,5})x([1-9]\d{0,5})(?![\w.])")
 _ROTATION_RE = re.compile(
     r"^\s*(?:display ?matrix:\s*rotation of|rotate\s*:)\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE
 )
+
+
+# HDR transfers as ffmpeg's banner names them (PQ: HDR10 and Dolby Vision; HLG: iPhones).
+_HDR_TRANSFER_RE = re.compile(r"/(smpte2084|arib-std-b67)\b")
+# Tone-mapped to BT.709 in linear light. Without it an 8-bit H.264 copy of an HDR clip keeps
+# the HDR code values but (in newer ffmpegs) loses their tags, and plays washed out and grey.
+_TO_SDR = (
+    "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,"
+    "tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p,"
+)
+
+
+def sdr_filters(video_line: str) -> str:
+    """Filters (ending in a comma) bringing an HDR video stream to SDR; "" for SDR streams.
+
+    ``video_line`` is the ``Stream #0:0: Video: …`` line of ffmpeg's input banner.
+    """
+    return _TO_SDR if _HDR_TRANSFER_RE.search(video_line) else ""
 
 
 def parse_ffmpeg_banner(text: str, size: int) -> MediaInfo:
@@ -200,4 +227,5 @@ def parse_ffmpeg_banner(text: str, size: int) -> MediaInfo:
         has_video=video is not None,
         has_audio=audio_codec is not None,
         bit_rate=bit_rate,
+        container=input_match.group(1),
     )

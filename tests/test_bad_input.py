@@ -117,8 +117,15 @@ CASES: dict[str, Case] = {
         ),
         "21.0 MB",
     ),
-    "oversize clip": Case(
+    # A 720p clip (the fake's default size) is not told to "send it in 720p".
+    "oversize 720p clip": Case(
         lambda tg, m: tg.user_message(USER, video=b"\0" * 21_000_000, caption="extend"),
+        "21.0 MB, but I can only fetch files up to 20.0 MB from Telegram. Trim it or send a more",
+    ),
+    "oversize 1080p clip": Case(
+        lambda tg, m: tg.user_message(
+            USER, video=b"\0" * 21_000_000, video_meta=(1920, 1080, 30), caption="extend"
+        ),
         "send it in 720p",
     ),
     "corrupt jpeg photo": Case(
@@ -153,7 +160,7 @@ CASES: dict[str, Case] = {
         lambda tg, m: tg.user_message(USER, video=m.audio_mp4, caption="extend"),
         "couldn't read this clip",
     ),
-    "unsupported container": Case(
+    "mp4 named .mkv, sent as a file": Case(
         lambda tg, m: tg.user_message(
             USER,
             document=m.clip,
@@ -161,7 +168,32 @@ CASES: dict[str, Case] = {
             mime_type="video/x-matroska",
             caption="extend",
         ),
-        "not a video I can use",
+        "Extend clip",
+        jobs=1,
+    ),
+    "clip as application/octet-stream": Case(
+        lambda tg, m: tg.user_message(
+            USER,
+            document=m.clip,
+            document_name="VID_0001",
+            mime_type="application/octet-stream",
+            caption="extend",
+        ),
+        "Extend clip",
+        jobs=1,
+    ),
+    "photo sent as a video": Case(
+        lambda tg, m: tg.user_message(USER, video=m.photo, caption="extend"),
+        "still picture, not a clip",
+    ),
+    "octet-stream that is no media": Case(
+        lambda tg, m: tg.user_message(
+            USER,
+            document=b"\x00\x01binary blob" * 50,
+            document_name="blob.bin",
+            mime_type="application/octet-stream",
+        ),
+        "couldn't find a photo, video or sound",
     ),
     "tiny image": Case(
         lambda tg, m: tg.user_message(
@@ -347,8 +379,10 @@ async def test_fifty_messages_in_ten_seconds_are_rate_limited_and_told_once(
         for i in range(50):
             tg.user_message(USER, text=f"hello {i}")
         await tg.wait_for(lambda: tg.pending_updates == 0, timeout=20)
+        # Twenty answers to one chat go out at Telegram's pace for a chat, about one a second.
         await tg.wait_for(
-            lambda: any("very fast" in t for t in [m.text_plain or "" for m in tg.messages(USER)])
+            lambda: any("very fast" in t for t in [m.text_plain or "" for m in tg.messages(USER)]),
+            timeout=40,
         )
         texts = [m.text_plain or "" for m in tg.messages(USER)]
         assert sum("very fast" in t for t in texts) == 1
