@@ -13,8 +13,10 @@ import httpx
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 import handlers
+from bot.ordering import PerPersonOrder
 from bot.settings import Settings
 from handlers.context import StudioContext
+from services import media
 from services.account import Account
 from services.alerts import Alerts
 from services.credits import Credits
@@ -183,6 +185,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
 def build_application(settings: Settings, clock: Clock = time.time) -> App:
     """An Application wired to the settings; nothing is opened until it initialises."""
     root = settings.telegram_api_url
+    media.use_ffmpeg(settings.ffmpeg_binary)
     context_types = ContextTypes(context=StudioContext)
 
     async def post_init(app: App) -> None:
@@ -226,6 +229,8 @@ def build_application(settings: Settings, clock: Clock = time.time) -> App:
         .post_shutdown(post_shutdown)
         .get_updates_read_timeout(30)
     )
+    if settings.concurrent_updates > 1:
+        builder = builder.concurrent_updates(PerPersonOrder(settings.concurrent_updates))
     app: App = builder.build()
     handlers.register(app)
     return app

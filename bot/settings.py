@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     download_retry_seconds: float = Field(10.0, ge=0)
     flood_messages: int = Field(20, ge=1)
     flood_window_seconds: float = Field(10.0, gt=0)
+    concurrent_updates: int = Field(64, ge=1)
+    ffmpeg_binary: str | None = None
 
     @field_validator("admin_user_ids", "allowed_user_ids", mode="before")
     @classmethod
