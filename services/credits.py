@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from services.errors import QuotaExceeded
 from services.jobs import Job
-from services.storage.repositories import Clock, LedgerRepository
+from services.storage.repositories import Clock, LedgerRepository, Reservation
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,9 @@ class Credits:
             raise QuotaExceeded(cost, allowance.available, allowance.resets_at)
         return allowance
 
-    async def reserve(self, job: Job) -> None:
-        """Hold the job's cost; raises QuotaExceeded when the allowance is short."""
-        await self.check(job.user_id, job.cost)
-        await self.ledger.add(job.user_id, job.id, "reserve", job.cost, "submit")
+    def reservation(self, job: Job) -> Reservation:
+        """The hold for ``job``'s cost, written with the job's move to the queue (one
+        transaction: see JobRepository.transition), checked against today's allowance there."""
+        start, end = self.day_bounds()
+        limit = None if job.user_id in self.admins else self.daily
+        return Reservation(job.user_id, job.cost, since=start, limit=limit, resets_at=end)

@@ -164,15 +164,16 @@ async def test_allowance_resets_at_midnight_in_the_operators_time_zone(tmp_path:
             cost=490,
         )
     )
-    await credits.reserve(job)
+    assert await jobs.transition(
+        job.id, JobState.DRAFT, JobState.QUEUED, reserve=credits.reservation(job)
+    )
     path = [
-        JobState.QUEUED,
         JobState.SUBMITTING,
         JobState.RUNNING,
         JobState.DOWNLOADING,
         JobState.DELIVERING,
     ]
-    for src, dst in pairwise([JobState.DRAFT, *path]):
+    for src, dst in pairwise([JobState.QUEUED, *path]):
         assert await jobs.transition(job.id, src, dst)
     assert await jobs.transition(job.id, JobState.DELIVERING, JobState.DELIVERED, settle="keep")
     allowance = await credits.allowance(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -161,3 +162,60 @@ async def test_sigterm_leaves_work_resumable_and_the_next_start_finishes_it(
     log = bot.log.read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]
     assert TOKEN not in log
+
+
+# Loaded by the bot process through PYTHONPATH: the process kills itself the moment the
+# job's credits are written, before anything else happens. With the hold and the move to the
+# queue in one transaction, nothing of it survives; with two commits the credits would stay
+# held for a job that never started.
+_KILL_AT_RESERVE = """
+import os, signal
+from services.storage import db
+
+def _dying(original):
+    async def execute(self, sql, params=()):
+        result = await original(self, sql, params)
+        writes = sql.lstrip().upper().startswith("INSERT") and "INTO ledger" in sql
+        if writes and ("'reserve'" in sql or (len(params) > 2 and params[2] == "reserve")):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+    return execute
+
+db.Transaction.execute = _dying(db.Transaction.execute)
+db.Database.execute = _dying(db.Database.execute)
+"""
+
+
+async def test_kill_9_while_credits_are_held_strands_nothing(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes
+) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(_KILL_AT_RESERVE)
+    bot = BotProcess(tg, tmp_path)
+    plain_path = bot.env["PYTHONPATH"]
+    bot.env["PYTHONPATH"] = f"{hooks}{os.pathsep}{plain_path}"
+    await bot.start()
+    try:
+        msg = tg.user_message(USER, photo=photo_bytes, caption="zoom in")
+        card_id = await reply_to(tg, msg)
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        assert bot.proc is not None
+        assert await asyncio.wait_for(bot.proc.wait(), 30) == -signal.SIGKILL
+        with sqlite3.connect(tmp_path / "bot.db") as db:
+            held = db.execute("SELECT entry, amount FROM ledger").fetchall()
+            (state,) = db.execute("SELECT state FROM jobs").fetchone()
+        assert held == [] and state == "draft"  # nothing held, nothing queued
+
+        bot.env["PYTHONPATH"] = plain_path
+        await bot.start()
+        # The card still works: the press goes through and charges once.
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await tg.wait_for(lambda: tg.videos(USER), timeout=90)
+        await asyncio.sleep(1.0)
+        assert len(tg.videos(USER)) == 1
+    finally:
+        await bot.stop()
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        entries = [e for (e,) in db.execute("SELECT entry FROM ledger ORDER BY id")]
+    assert entries == ["reserve", "keep"]

@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from services.errors import QuotaExceeded
 from services.jobs import JOB_COLUMNS, JSON_COLUMNS, Job, JobState, can_move
-from services.storage.db import Database
+from services.storage.db import Database, Transaction
 
 Clock = Callable[[], float]
 
@@ -19,6 +20,28 @@ def _encode(column: str, value: Any) -> Any:
     if isinstance(value, JobState):
         return value.value
     return value
+
+
+# Credits reserved since a moment and not refunded (kept or still held). A reservation counts
+# against the day it was made; its refund cancels it. Parameters: user, user, since.
+_SPENT_SINCE = (
+    "SELECT COALESCE(SUM(CASE entry WHEN 'reserve' THEN amount "
+    "WHEN 'refund' THEN -amount ELSE 0 END), 0) AS n FROM ledger "
+    "WHERE user_id = ? AND job_id IN (SELECT job_id FROM ledger WHERE user_id = ? "
+    "AND entry = 'reserve' AND created_at >= ?)"
+)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Credits to hold for a job as it is queued: ``amount``, if what the user has held since
+    ``since`` leaves room under ``limit`` (None: no limit, e.g. admins)."""
+
+    user_id: int
+    amount: int
+    since: float
+    limit: int | None
+    resets_at: float
 
 
 def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -180,12 +203,16 @@ class JobRepository:
         dst: JobState,
         *,
         settle: str | None = None,
+        reserve: Reservation | None = None,
         **fields: Any,
     ) -> bool:
         """Move a job from ``src`` to ``dst`` if it is still in ``src``; False if it was not.
 
         ``settle`` ("keep" or "refund") settles the job's credit reservation in the same
         transaction, so a crash can never leave a failed job charged or a delivered one free.
+        ``reserve`` holds the job's credits in that transaction too (QuotaExceeded, and no
+        change at all, when they are short): credits are never held for a job that did not
+        move, and no job is queued without its credits held.
         """
         sources = [src] if isinstance(src, JobState) else list(src)
         for s in sources:
@@ -205,6 +232,8 @@ class JobRepository:
         async with self.db.transaction() as tx:
             if await tx.execute(update, params) != 1:
                 return False
+            if reserve is not None:
+                await _hold(tx, job_id, reserve, now)
             if settle:
                 # Settle only a reservation that exists and is not settled yet.
                 await tx.execute(
@@ -306,6 +335,21 @@ _ACTIVE = frozenset(
 )
 
 
+async def _hold(tx: Transaction, job_id: int, reserve: Reservation, now: float) -> None:
+    """Write the job's reservation inside ``tx``; raising rolls the whole transaction back."""
+    if reserve.limit is not None:
+        row = await tx.fetchone(_SPENT_SINCE, (reserve.user_id, reserve.user_id, reserve.since))
+        spent = int(row["n"]) if row else 0
+        if spent + reserve.amount > reserve.limit:
+            available = max(0, reserve.limit - spent)
+            raise QuotaExceeded(reserve.amount, available, reserve.resets_at)
+    await tx.execute(
+        "INSERT OR IGNORE INTO ledger (user_id, job_id, entry, amount, reason, created_at) "
+        "VALUES (?, ?, 'reserve', ?, 'submit', ?)",
+        (reserve.user_id, job_id, reserve.amount, now),
+    )
+
+
 @dataclass(frozen=True)
 class MediaRecord:
     """A video the bot delivered, re-sendable by ``file_id``."""
@@ -398,14 +442,7 @@ class LedgerRepository:
 
     async def spent_since(self, user_id: int, since: float) -> int:
         """Credits reserved since ``since`` and not refunded (kept or still held)."""
-        # A reservation counts against the day it was made; its refund cancels it.
-        row = await self.db.fetchone(
-            "SELECT COALESCE(SUM(CASE entry WHEN 'reserve' THEN amount "
-            "WHEN 'refund' THEN -amount ELSE 0 END), 0) AS n FROM ledger "
-            "WHERE user_id = ? AND job_id IN (SELECT job_id FROM ledger WHERE user_id = ? "
-            "AND entry = 'reserve' AND created_at >= ?)",
-            (user_id, user_id, since),
-        )
+        row = await self.db.fetchone(_SPENT_SINCE, (user_id, user_id, since))
         return int(row["n"]) if row else 0
 
     async def kept_since(self, since: float) -> int:
