@@ -1,6 +1,9 @@
-FROM python:3.11-slim
+# Pinned to Debian 12 (bookworm): its ffmpeg 5.1 is one of the two builds the tests run on.
+# An unpinned tag would move to a newer Debian, and its ffmpeg, under the image.
+FROM python:3.11-slim-bookworm
 
-# The system ffmpeg (with ffprobe) is preferred over the one bundled in the wheel.
+# The system ffmpeg (with ffprobe) is preferred over the one bundled in the wheel;
+# `python -m bot doctor` runs every filter graph the bot uses against it.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ffmpeg \
     && rm -rf /var/lib/apt/lists/*

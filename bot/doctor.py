@@ -13,6 +13,8 @@ import httpx
 from bot.settings import Settings
 from services import media
 from services.errors import MediaError
+from services.media_selftest import run_self_test
+from services.providers.http import is_out_of_credit
 from services.storage.db import Database
 
 
@@ -40,7 +42,20 @@ async def _ffmpeg() -> Check:
         return Check("ffmpeg", False, f"not usable ({exc}); reinstall the package (imageio-ffmpeg)")
     version = out.decode(errors="replace").split("\n", 1)[0].removeprefix("ffmpeg version ")
     probe = "ffprobe found" if tools.ffprobe else "no ffprobe: probing with ffmpeg itself"
-    return Check("ffmpeg", proc.returncode == 0, f"{tools.source} {version.split(' ')[0]}; {probe}")
+    found = f"{tools.ffmpeg} ({tools.source} {version.split(' ')[0]}); {probe}"
+    if proc.returncode != 0:
+        return Check("ffmpeg", False, f"{found}: it does not run")
+    # Every filter graph the bot uses, on tiny media: a build that refuses one is named here.
+    failed = [check for check in await run_self_test(tools) if not check.ok]
+    if failed:
+        lost = "; ".join(f"{c.feature} would fail ({c.detail})" for c in failed)
+        return Check(
+            "ffmpeg",
+            False,
+            f"{found}. {lost}. Use a supported ffmpeg (see the README), "
+            "or FFMPEG_BINARY=bundled for the one the package ships.",
+        )
+    return Check("ffmpeg", True, f"{found}; every feature's filters ran")
 
 
 async def _database(settings: Settings) -> Check:
@@ -124,12 +139,14 @@ async def _provider(settings: Settings, client: httpx.AsyncClient) -> Check:
             return Check("provider", False, f"{name} has no key set")
     except httpx.HTTPError as exc:
         return Check("provider", False, f"cannot reach {name} ({type(exc).__name__})")
+    if response.status_code == 402 or (
+        response.status_code == 403 and is_out_of_credit(response.text)
+    ):
+        return Check("provider", False, f"{name}: the account is out of credit. Top it up.")
     if response.status_code in (401, 403):
         return Check(
             "provider", False, f"{name} rejected the key. Check it in the provider's dashboard."
         )
-    if response.status_code == 402:
-        return Check("provider", False, f"{name}: the account is out of credit. Top it up.")
     if response.status_code >= 400:
         return Check("provider", False, f"{name} answered HTTP {response.status_code}")
     if name == "muapi":
@@ -143,6 +160,7 @@ async def _provider(settings: Settings, client: httpx.AsyncClient) -> Check:
 
 async def run_doctor(settings: Settings, echo: Callable[[str], object] = print) -> int:
     """Run every check, print the report, return the exit code (0 when all is well)."""
+    media.use_ffmpeg(settings.ffmpeg_binary)
     async with httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0)) as client:
         steps: list[Awaitable[Check]] = [
             _ffmpeg(),

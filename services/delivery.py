@@ -10,7 +10,7 @@ from pathlib import Path
 from services import media
 from services.errors import MediaError, MessengerError
 from services.jobs import Job
-from services.telegram_edge import Keyboard, Messenger, SentMedia
+from services.telegram_edge import FIRST_ACTION_PATIENCE, Keyboard, Messenger, SentMedia
 from services.texts import text
 from services.views import caption, human_size
 
@@ -20,6 +20,7 @@ STREAMABLE_LIMIT = 20_000_000  # above this, clients download before playing: sa
 FIT_TARGET = 48_000_000  # re-encode goal for the 50 MB upload cap, with margin
 SEND_RETRIES = 2
 MAX_RETRY_WAIT = 60.0
+QUICK_UPLOAD_BYTES = 5_000_000  # below this an upload takes about a second or less
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,11 @@ class Delivery:
     ) -> Outcome:
         """Send ``path`` to the job's chat; shrink it first if it is over the upload limit."""
         info = await media.probe(path)
+        # The poller fails (and refunds) a job whose result is no video a person could watch.
+        if not info.has_video or not info.duration:
+            raise MediaError("the result has no video stream")
+        if await media.looks_blank(path, info.duration):
+            raise MediaError("the result is one flat colour")
         if info.size > self.upload_limit:
             fitted = path.with_name("fitted.mp4")
             fits = False
@@ -104,7 +110,10 @@ class Delivery:
     ) -> SentMedia | None:
         for attempt in range(SEND_RETRIES + 1):
             try:
-                async with self.messenger.chat_action(job.chat_id):
+                # A small file is up before "uploading video…" could be read: it only goes if
+                # the chat has a slot to spare, rather than holding the delivery for one.
+                patience = FIRST_ACTION_PATIENCE if info.size >= QUICK_UPLOAD_BYTES else 0.0
+                async with self.messenger.chat_action(job.chat_id, patience=patience):
                     return await self.messenger.send_video(
                         job.chat_id,
                         path,

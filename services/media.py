@@ -10,6 +10,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -42,6 +43,13 @@ _MIN_BITS_PER_PIXEL = 0.05
 # Never above 1080p (4K is far too slow on a small box) and never below 360p.
 _SHORT_SIDES = (1080, 720, 540, 480, 360)
 _MAX_FPS = 30
+# Watchdog limits for every ffmpeg run (see run_ffmpeg and work_limit).
+_RUN_LIMIT_BASE = 120.0
+_RUN_LIMIT_PER_SECOND = 20.0
+_DEFAULT_RUN_LIMIT = 600.0
+_STALL_SECONDS = 120.0
+_RUNAWAY_FACTOR = 1.5
+_RUNAWAY_SLACK = 10.0
 
 
 @dataclass(frozen=True)
@@ -53,8 +61,22 @@ class FFmpegTools:
     source: Literal["system", "bundled"]
 
 
-def locate_ffmpeg(search_path: str | None = None) -> FFmpegTools:
-    """Prefer ffmpeg/ffprobe from the search path, else the binary bundled by imageio-ffmpeg."""
+def locate_ffmpeg(search_path: str | None = None, choice: str | None = None) -> FFmpegTools:
+    """The ffmpeg to run: ``choice`` if given, else PATH's, else the wheel's.
+
+    ``choice`` is ``"system"`` (PATH only), ``"bundled"`` (the imageio-ffmpeg binary) or the
+    path of an ffmpeg binary; an ``ffprobe`` beside that binary is used too.
+    """
+    if choice == "bundled":
+        return _bundled()
+    if choice not in (None, "system"):
+        assert choice is not None
+        binary = shutil.which(choice)
+        if binary is None:
+            raise MediaError(f"FFMPEG_BINARY {choice!r} is not an executable file")
+        sibling = Path(binary).with_name("ffprobe" + Path(binary).suffix)
+        ffprobe = str(sibling) if os.access(sibling, os.X_OK) else None
+        return FFmpegTools(os.path.abspath(binary), ffprobe, source="system")
     system = shutil.which("ffmpeg", path=search_path)
     if system:
         ffprobe = shutil.which("ffprobe", path=search_path)
@@ -63,6 +85,12 @@ def locate_ffmpeg(search_path: str | None = None) -> FFmpegTools:
             ffprobe=os.path.abspath(ffprobe) if ffprobe else None,
             source="system",
         )
+    if choice == "system":
+        raise MediaError("FFMPEG_BINARY is 'system' but there is no ffmpeg on PATH")
+    return _bundled()
+
+
+def _bundled() -> FFmpegTools:
     try:
         import imageio_ffmpeg
 
@@ -74,10 +102,21 @@ def locate_ffmpeg(search_path: str | None = None) -> FFmpegTools:
     )
 
 
+_chosen: str | None = None
+
+
+def use_ffmpeg(choice: str | None) -> None:
+    """Set which ffmpeg ``default_tools`` finds (the FFMPEG_BINARY setting); None = auto."""
+    global _chosen
+    _chosen = choice
+    default_tools.cache_clear()
+
+
 @functools.cache
 def default_tools() -> FFmpegTools:
-    """The ffmpeg found on PATH or bundled, located once per process."""
-    return locate_ffmpeg()
+    """The ffmpeg chosen by the settings (or ``$FFMPEG_BINARY``), else found on PATH, else
+    bundled; located once."""
+    return locate_ffmpeg(choice=_chosen or os.environ.get("FFMPEG_BINARY") or None)
 
 
 def is_motion(name: str) -> bool:
@@ -141,6 +180,17 @@ async def _notify(on_progress: Progress, fraction: float) -> None:
         logger.exception("progress callback failed")
 
 
+def work_limit(duration: float | None) -> float:
+    """The longest an ffmpeg run over ``duration`` seconds of media may take, in seconds.
+
+    Generous (a slow 2-core box renders a 1080p second in well under 5 s), yet finite: one
+    render that never ends must not hold the studio for everybody after it.
+    """
+    if not duration or duration <= 0:
+        return _DEFAULT_RUN_LIMIT
+    return _RUN_LIMIT_BASE + _RUN_LIMIT_PER_SECOND * duration
+
+
 async def run_ffmpeg(
     args: list[str],
     *,
@@ -148,23 +198,47 @@ async def run_ffmpeg(
     on_progress: Progress | None = None,
     tools: FFmpegTools | None = None,
     timeout: float | None = None,  # noqa: ASYNC109 - a hard cap on ffmpeg, not on our caller
+    stall_after: float = _STALL_SECONDS,
 ) -> None:
-    """Run ffmpeg with ``args``, reporting progress 0..1; MediaError on failure or timeout."""
+    """Run ffmpeg with ``args``, reporting progress 0..1; MediaError on failure.
+
+    Three guards kill ffmpeg and raise MediaError: the whole run takes longer than
+    ``timeout`` (by default ``work_limit(duration)``); its output clock stops moving for
+    ``stall_after`` seconds; or, when ``duration`` is known, it writes well past it (a broken
+    input can make ffmpeg produce timestamps forever). A caller that is cancelled kills it too.
+    """
     tools = tools or default_tools()
+    limit = timeout if timeout is not None else work_limit(duration)
     cmd = [tools.ffmpeg, "-hide_banner", "-nostdin", "-y", "-progress", "pipe:1", "-nostats"]
     proc = await _spawn([*cmd, *args])
+    loop = asyncio.get_running_loop()
     tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
     reported = 0.0
+    out_time = 0.0
+    moved_at = loop.time()
+    killed: str | None = None
+
+    def kill(reason: str) -> None:
+        nonlocal killed
+        if killed is None and proc.returncode is None:
+            killed = reason
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
 
     async def read_progress() -> None:
-        nonlocal reported
+        nonlocal reported, out_time, moved_at
         async for line in _lines(proc.stdout):
             key, _, value = line.strip().partition("=")
-            if on_progress is None or not duration or duration <= 0:
+            if key not in ("out_time_us", "out_time_ms") or not value.lstrip("-").isdigit():
                 continue  # still drained, so ffmpeg never blocks on a full pipe
-            if key in ("out_time_us", "out_time_ms") and value.lstrip("-").isdigit():
-                # out_time_ms is microseconds too (a long-standing ffmpeg quirk).
-                fraction = min(max(int(value) / 1e6 / duration, 0.0), 0.999)
+            # out_time_ms is microseconds too (a long-standing ffmpeg quirk).
+            seconds = int(value) / 1e6
+            if seconds > out_time:
+                out_time, moved_at = seconds, loop.time()
+            if duration and seconds > duration * _RUNAWAY_FACTOR + _RUNAWAY_SLACK:
+                kill(f"ffmpeg wrote {seconds:.0f}s of a {duration:.0f}s output and went on")
+            if on_progress is not None and duration and duration > 0:
+                fraction = min(max(seconds / duration, 0.0), 0.999)
                 if fraction > reported:
                     reported = fraction
                     await _notify(on_progress, fraction)
@@ -174,17 +248,29 @@ async def run_ffmpeg(
             if line.strip():
                 tail.append(line.rstrip())
 
+    async def watch() -> None:
+        started = loop.time()
+        while proc.returncode is None:
+            await asyncio.sleep(min(1.0, stall_after / 4, limit / 4))
+            now = loop.time()
+            if now - started > limit:
+                kill(f"ffmpeg timed out after {limit:g}s")
+            elif now - moved_at > stall_after:
+                kill(f"ffmpeg made no progress for {stall_after:.0f}s")
+
     try:
-        async with asyncio.timeout(timeout), asyncio.TaskGroup() as group:
+        async with asyncio.TaskGroup() as group:
             group.create_task(read_progress())
             group.create_task(read_stderr())
+            watchdog = group.create_task(watch())
             await proc.wait()
-    except TimeoutError as exc:
-        await _reap(proc)
-        raise MediaError(f"ffmpeg timed out after {timeout}s") from exc
+            watchdog.cancel()
     except BaseException:
         await _reap(proc)
         raise
+    if killed is not None:
+        logger.warning("%s; stopped it", killed)
+        raise MediaError(killed)
     if proc.returncode != 0:
         details = "\n".join(tail) or "(no output)"
         raise MediaError(f"ffmpeg failed with exit code {proc.returncode}:\n{details}")
@@ -224,6 +310,36 @@ async def probe(path: Path, tools: FFmpegTools | None = None) -> MediaInfo:
     cmd = [tools.ffmpeg, "-hide_banner", "-nostdin", "-i", target]
     _, _, err = await _capture(cmd, _PROBE_TIMEOUT)
     return parse_ffmpeg_banner(err.decode("utf-8", "replace"), size)
+
+
+# A frame whose grey levels spread less than this (0..255) shows nothing: one flat colour.
+_BLANK_SPREAD = 3.0
+_SAMPLE_SIDE = 16
+_SAMPLES = 3
+
+
+async def looks_blank(path: Path, duration: float | None, tools: FFmpegTools | None = None) -> bool:
+    """True when every one of a few frames spread over the video is a single flat colour.
+
+    A broken result (a mis-decoded input, a provider's empty render) looks like that, and a
+    user must not be told "Done" for it. Frames are read as tiny grey thumbnails: cheap.
+    """
+    tools = tools or default_tools()
+    rate = _SAMPLES / duration if duration and duration > 0 else 1.0
+    scale = f"fps={rate:.5f},scale={_SAMPLE_SIDE}:{_SAMPLE_SIDE},format=gray"
+    cmd = [tools.ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-i", _input_arg(path)]
+    cmd += ["-map", "0:V:0", "-vf", scale, "-frames:v", str(_SAMPLES), "-f", "rawvideo", "-"]
+    code, out, _ = await _capture(cmd, _PROBE_TIMEOUT)
+    frame = _SAMPLE_SIDE * _SAMPLE_SIDE
+    frames = [out[i : i + frame] for i in range(0, len(out) - frame + 1, frame)]
+    if code != 0 or not frames:
+        return True  # not even one frame decodes
+
+    def spread(pixels: bytes) -> float:
+        mean = sum(pixels) / len(pixels)
+        return math.sqrt(sum((p - mean) ** 2 for p in pixels) / len(pixels))
+
+    return all(spread(f) < _BLANK_SPREAD for f in frames)
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ from services.media import (
     parse_ffmpeg_banner,
     run_ffmpeg,
 )
-from services.media_probe import media_size
+from services.media_probe import media_size, sdr_filters
 
 EXTEND_EFFECTS: tuple[str, ...] = ("slow_tail", "boomerang", "hold_push")
 
@@ -41,6 +41,9 @@ _ORIGINAL_GAIN = 0.7
 _AUDIO_RATE = 48000
 _PROBE_TIMEOUT = 30.0
 _VIDEO_X264 = [*_H264_OUT, "-preset", "veryfast", "-crf", "20"]
+# Every audio branch is brought to one explicit format: ffmpeg 5.1 (Debian 12) cannot negotiate
+# a channel layout between aresample and apad/concat without it ("Cannot select channel layout").
+_AUDIO_FORMAT = f"aresample={_AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
 _AAC = ["-c:a", "aac", "-b:a", "128k"]
 
 _VIDEO_STREAM_RE = re.compile(r"^\s*Stream #0:\d+\S*: Video: (.*)$", re.MULTILINE)
@@ -53,6 +56,7 @@ class _Clip:
     info: MediaInfo
     fps: float | None
     pix_fmt: str | None
+    sdr: str = ""  # filters turning an HDR stream into SDR (media_probe.sdr_filters)
 
 
 async def _inspect(path: Path, tools: FFmpegTools | None) -> _Clip:
@@ -67,10 +71,27 @@ async def _inspect(path: Path, tools: FFmpegTools | None) -> _Clip:
     rates = {kind: float(n) * (1000 if k else 1) for n, k, kind in _RATE_RE.findall(line)}
     fps = rates.get("fps") or rates.get("tbr")
     pix = _PIX_FMT_RE.search(line)
-    return _Clip(info, fps if fps and fps >= 1 else None, pix.group(1) if pix else None)
+    pix_fmt = pix.group(1) if pix else None
+    return _Clip(info, fps if fps and fps >= 1 else None, pix_fmt, sdr_filters(line))
 
 
 _Size = tuple[int, int]
+
+
+def _exactly(source: str, seconds: float, label: str) -> str:
+    """A graph chain giving ``[label]``: ``source`` audio cut or padded with silence to
+    exactly ``seconds``.
+
+    Silence is concatenated rather than made by apad: a branch that yields no samples at all
+    (a clip whose sound ends before the part being extended) leaves apad nothing to time
+    itself by, and ffmpeg then writes audio forever.
+    """
+    silence = f"anullsrc=r={_AUDIO_RATE}:cl=stereo,atrim=duration={seconds:.3f},{_AUDIO_FORMAT}"
+    return (
+        f"{source},{_AUDIO_FORMAT}[{label}_s];{silence}[{label}_z];"
+        f"[{label}_s][{label}_z]concat=n=2:v=0:a=1,atrim=duration={seconds:.3f},"
+        f"asetpts=PTS-STARTPTS[{label}]"
+    )
 
 
 @dataclass(frozen=True)
@@ -175,7 +196,8 @@ async def extend_clip(
     duration = info.duration
     size = (max(2, info.width // 2 * 2), max(2, info.height // 2 * 2))
     fps = f"{min(clip.fps or _MAX_FPS, _MAX_FPS):.3f}".rstrip("0").rstrip(".")
-    prep = f"fps={fps},scale={size[0]}:{size[1]}:flags=bicubic,format=yuv420p,setpts=PTS-STARTPTS"
+    scale = f"scale={size[0]}:{size[1]}:flags=bicubic"
+    prep = f"fps={fps},{clip.sdr}{scale},format=yuv420p,setpts=PTS-STARTPTS"
     ext = _EXTENDERS[effect](prep, fps, duration, seconds, size)
     total = duration + seconds
     # Clone and trim: a clip whose video ends before its container still extends by `seconds`.
@@ -187,16 +209,16 @@ async def extend_clip(
     ]
     maps = ["-map", "[v]"]
     if info.has_audio:
-        audio_fmt = f"aresample={_AUDIO_RATE},asetpts=PTS-STARTPTS"
-        graph.append(f"[0:a:0]{audio_fmt}[ma]")
+        graph.append(_exactly("[0:a:0]asetpts=PTS-STARTPTS", duration, "ma"))
         if ext.audio is not None:
             graph.append(ext.audio.replace("[xa]", "[xa0]"))
-            graph.append(f"[xa0]{audio_fmt},apad,atrim=duration={seconds:.3f}[xa]")
-            graph.append("[ma][xa]concat=n=2:v=0:a=1[ca]")
+            graph.append(_exactly("[xa0]asetpts=PTS-STARTPTS", seconds, "xa"))
         else:
-            graph.append("[ma]anull[ca]")
-        # Silence fills any gap, so the sound runs exactly as long as the container says.
-        graph.append(f"[ca]apad,atrim=duration={total:.3f}[a]")
+            graph.append(
+                f"anullsrc=r={_AUDIO_RATE}:cl=stereo,atrim=duration={seconds:.3f},"
+                f"{_AUDIO_FORMAT},asetpts=PTS-STARTPTS[xa]"
+            )
+        graph.append("[ma][xa]concat=n=2:v=0:a=1[a]")
         maps += ["-map", "[a]", *_AAC]
     inputs = ["-i", _input_arg(src)]
     for options in ext.inputs:
@@ -204,7 +226,7 @@ async def extend_clip(
     with _atomic_output(dest) as tmp:
         args = [
             *inputs, "-filter_complex", ";".join(graph), *maps, *_VIDEO_X264,
-            "-map_metadata", "-1", *_MP4_OUT, str(tmp),
+            "-map_metadata", "-1", "-t", f"{total:.3f}", *_MP4_OUT, str(tmp),
         ]  # fmt: skip
         await run_ffmpeg(args, duration=total, on_progress=on_progress, tools=tools)
         os.replace(tmp, dest)
@@ -316,7 +338,7 @@ async def generate_soundtrack(
         # A 12 ms offset between the channels gives a mono synth some width.
         "pan=stereo|c0=c0|c1=c0,adelay=0|12",
         _LOUDNESS,
-        "aresample=44100",
+        "aresample=44100,aformat=sample_fmts=fltp:channel_layouts=stereo",
         f"apad,atrim=duration={seconds:.3f}",
         f"afade=t=in:d={fade_in:.3f}",
         f"afade=t=out:st={seconds - fade_out:.3f}:d={fade_out:.3f}",
@@ -348,15 +370,14 @@ async def add_soundtrack(
         raise MediaError("cannot add music: the audio file has no sound")
     duration = info.duration
     fade = min(1.0, duration / 2)
-    fit = (
-        f"aresample={_AUDIO_RATE},aformat=channel_layouts=stereo,apad,atrim=duration={duration:.3f}"
-    )
+    fit = f"{_AUDIO_FORMAT},apad,atrim=duration={duration:.3f}"
     graph = [
         f"[1:a:0]{fit},volume={music_volume:g},"
         f"afade=t=out:st={duration - fade:.3f}:d={fade:.3f}[music]"
     ]
     if info.has_audio and keep_original:
-        graph.append(f"[0:a:0]{fit},volume={_ORIGINAL_GAIN}[own]")
+        graph.append(_exactly("[0:a:0]asetpts=PTS-STARTPTS", duration, "own0"))
+        graph.append(f"[own0]volume={_ORIGINAL_GAIN}[own]")
         # The limiter catches peaks where loud music meets loud speech; latency keeps sync.
         graph.append(
             "[music][own]amix=inputs=2:duration=first:normalize=0,"
@@ -367,7 +388,7 @@ async def add_soundtrack(
     if info.video_codec == "h264" and clip.pix_fmt == "yuv420p":
         video_out = ["-map", "0:V:0", "-c:v", "copy"]
     else:
-        graph.append("[0:V:0]scale='trunc(iw/2)*2':'trunc(ih/2)*2',format=yuv420p[v]")
+        graph.append(f"[0:V:0]{clip.sdr}scale='trunc(iw/2)*2':'trunc(ih/2)*2',format=yuv420p[v]")
         video_out = ["-map", "[v]", "-fpsmax", str(_MAX_FPS), *_VIDEO_X264]
     # Looping a file whose length is unknown could spin forever on an empty stream.
     loop = ["-stream_loop", "-1"] if music.info.duration and music.info.duration >= 0.1 else []

@@ -18,7 +18,7 @@ from typing import Any
 
 from services import views
 from services.alerts import Alerts
-from services.catalogue import fallback_after, get_model
+from services.catalogue import ClipFacts, fallback_after, get_model
 from services.credits import Credits
 from services.delivery import Delivery
 from services.endings import Endings, failure_reason
@@ -65,6 +65,23 @@ class PollerConfig:
     download_attempts: int = 3
     download_retry_wait: float = 10.0
     max_errors: int = 30
+
+
+# The provider refused the job before taking it (no such model; the model's schema refused an
+# input): another model of the same kind may take it, and resubmitting cannot bill twice.
+REFUSED_BEFORE_ACCEPTANCE = frozenset({"model_unavailable", "invalid_input"})
+
+
+def job_spec(job: Job, inputs: dict[str, str]) -> JobSpec:
+    """What the provider is asked to do for ``job``: model, words, uploaded inputs, options."""
+    return JobSpec(
+        model=get_model(job.model),
+        prompt=job.prompt,
+        inputs=inputs,
+        duration=job.duration,
+        aspect=job.aspect,
+        options={k: v for k, v in job.params.items() if k not in {"duration", "aspect", "as_file"}},
+    )
 
 
 # Two lanes, each with its own bound: many cheap status requests at once, but only a few of the
@@ -262,6 +279,11 @@ class Poller:
     # --- submit -----------------------------------------------------------------------------
 
     async def _submit(self, job: Job) -> float | None:
+        # Picked on the card for a clip the model cannot work on (Veo extends only Veo-made
+        # clips): move on before anything is uploaded or sent.
+        clip = ClipFacts.from_params(job.params)
+        if not get_model(job.model).takes(clip) and await self._fall_back(job, "model_skipped"):
+            return 0
         inputs = job.provider_data.get("inputs")
         if not inputs:
             try:
@@ -277,18 +299,8 @@ class Poller:
             job.id, S.QUEUED, S.SUBMITTING, attempts=job.attempts + 1
         ):
             return None
-        spec = JobSpec(
-            model=get_model(job.model),
-            prompt=job.prompt,
-            inputs=inputs,
-            duration=job.duration,
-            aspect=job.aspect,
-            options={
-                k: v for k, v in job.params.items() if k not in {"duration", "aspect", "as_file"}
-            },
-        )
         try:
-            submission = await self.providers.get(job.provider).submit(spec)
+            submission = await self.providers.get(job.provider).submit(job_spec(job, inputs))
         except ProviderTransient as exc:
             if exc.reached:
                 await self.endings.fail(await self._reload(job), S.UNKNOWN, "unknown")
@@ -297,7 +309,7 @@ class Poller:
             return await self._retry_submit_later(await self._reload(job), exc)
         except ProviderPermanent as exc:
             fresh = await self._reload(job)
-            if exc.reason == "model_unavailable" and await self._fall_back(fresh):
+            if exc.reason in REFUSED_BEFORE_ACCEPTANCE and await self._fall_back(fresh):
                 return 0
             await self.endings.provider_failed(fresh, exc)
             return None
@@ -346,14 +358,15 @@ class Poller:
             return None
         return exc.retry_after or 2.0 ** max(1, job.attempts)
 
-    async def _fall_back(self, job: Job) -> bool:
-        """Move a job the provider would not take to the next model of the same kind.
+    async def _fall_back(self, job: Job, reason_key: str = "model_fallback") -> bool:
+        """Move a job the provider would not take to the next model of the same kind that can
+        work on the job's clip; ``reason_key`` is the text that tells the user.
 
-        Only called when the provider refused the job before accepting it, so resubmitting
-        cannot bill twice. The price stays what the user agreed to.
+        Only called before the provider accepted the job, so resubmitting cannot bill twice.
+        The price stays what the user agreed to.
         """
         current = get_model(job.model)
-        following = fallback_after(current)
+        following = fallback_after(current, ClipFacts.from_params(job.params))
         if following is None:
             return False
         params = dict(job.params)
@@ -367,8 +380,8 @@ class Poller:
                 return False
         else:
             await self.jobs.update(job.id, **changes)
-        log.info("job %s: %s unavailable, falling back to %s", job.id, current.key, following.key)
-        body = text(job.language, "model_fallback", old=current.title, new=following.title)
+        log.info("job %s: %s refused it, falling back to %s", job.id, current.key, following.key)
+        body = text(job.language, reason_key, old=current.title, new=following.title)
         with contextlib.suppress(MessengerError):
             await self.messenger.send_text(job.chat_id, body)
         return True
@@ -377,20 +390,25 @@ class Poller:
 
     async def _poll(self, job: Job) -> float | None:
         now = self.clock()
-        started = job.submitted_at or job.created_at
-        if now - started > self.config.job_timeout:
-            await self.endings.cancel_remote(job)
-            await self.endings.fail(job, S.TIMED_OUT, "timed_out")
-            return None
+        over_time = now - (job.submitted_at or job.created_at) > self.config.job_timeout
         try:
             provider = self.providers.get(job.provider)
             status = await provider.poll(Submission(job.external_id or "", job.provider_data))
         except ProviderTransient as exc:
+            if over_time:
+                return await self._time_out(job)
             await self.jobs.update(job.id, poll_errors=job.poll_errors + 1)
             return exc.retry_after or self.config.poll_interval
         except ProviderPermanent as exc:
             await self.endings.provider_failed(job, exc)
             return None
+        if status.state in (ProviderState.QUEUED, ProviderState.RUNNING):
+            # A provider that times its own work (the local studio, whose line is not slowness:
+            # every render ahead is bounded) is timed from the start of that work, not its turn.
+            if status.running_for is not None:
+                over_time = status.running_for > self.config.job_timeout
+            if over_time:
+                return await self._time_out(job)
         if status.state == ProviderState.COMPLETED:
             if not status.outputs:
                 await self.endings.fail(
@@ -415,6 +433,12 @@ class Poller:
             await self.endings.fail(job, S.CANCELED, "canceled")
             return None
         return await self._progress(job, status)
+
+    async def _time_out(self, job: Job) -> float | None:
+        """Stop the job at the provider and end it as timed out; nothing more to poll."""
+        await self.endings.cancel_remote(job)
+        await self.endings.fail(job, S.TIMED_OUT, "timed_out")
+        return None
 
     async def _progress(self, job: Job, status: ProviderStatus) -> float | None:
         same = job.same_status_polls + 1 if status.signature == job.provider_status else 0

@@ -18,7 +18,7 @@ from services.catalogue import Model, ModelKind, get_model, models_for, pick_mod
 from services.clips import Clips
 from services.credits import Credits
 from services.errors import MessengerError, QuotaExceeded, StudioError, UserInputError
-from services.inbound import InboundImage, fetch_image
+from services.inbound import InboundImage, InboundMedia, Kind, fetch_image, identify
 from services.intents import (
     MOTION_PRESETS,
     aspect_for_size,
@@ -122,6 +122,8 @@ class Studio:
             except UserInputError as exc:
                 await self.say(user, exc.key, reply_to=message_id, params=exc.params)
                 return
+            if info.animated:
+                await self.say(user, "photo_first_frame", reply_to=message_id)
             draft = self._draft(user, message_id, image, caption or "", path, prefs)
             size = (info.width or 1, info.height or 1)
             if "aspect" not in draft.params:
@@ -139,6 +141,35 @@ class Studio:
             body, keyboard = views.ask_motion(job)
             mid = await self.messenger.send_text(user.chat_id, body, keyboard, reply_to=message_id)
             await self.jobs.update(job.id, card_message_id=mid)
+
+    async def receive_file(
+        self,
+        user: ChatUser,
+        message_id: int,
+        item: InboundMedia,
+        caption: str | None,
+        replied_clip: InboundMedia | None,
+        replied_to: int | None,
+    ) -> None:
+        """A file: fetched and decoded to learn what it holds, then handled as that."""
+        try:
+            kind, path = await identify(self.messenger, item, self.inbound_dir, self.download_limit)
+        except UserInputError as exc:
+            await self.say(user, exc.key, reply_to=message_id, params=exc.params)
+            return
+        fetched = replace(item, local_path=path)
+        try:
+            if kind is Kind.IMAGE:
+                image = InboundImage(
+                    item.file_id, item.file_unique_id, item.size, None, None, item.mime_type, path
+                )
+                await self.receive_photo(user, message_id, image, caption)
+            elif kind is Kind.CLIP:
+                await self.clips.receive_clip(user, message_id, fetched, caption, replied_to)
+            else:
+                await self.clips.receive_audio(user, message_id, fetched, replied_clip)
+        finally:
+            path.unlink(missing_ok=True)  # still here only if nothing took it (a repeat, a refusal)
 
     def _draft(
         self,
@@ -286,22 +317,25 @@ class Studio:
             await self.say(user, "busy", params={"count": len(running)})
             return text(job.language, "busy_short")
         try:
-            await self.credits.reserve(job)
+            # Checked before a status message is sent; held below, with the move to the queue.
+            await self.credits.check(job.user_id, job.cost)
+            if message_id is None:
+                body, keyboard = views.submitted(job)
+                message_id = await self.messenger.send_text(job.chat_id, body, keyboard)
+            moved = await self.jobs.transition(
+                job.id,
+                S.DRAFT,
+                S.QUEUED,
+                reserve=self.credits.reservation(job),
+                status_message_id=message_id,
+                card_message_id=message_id,
+                next_poll_at=self.clock(),
+                submitted_at=None,
+            )
         except QuotaExceeded as exc:
+            # Also when another request of theirs took the credits after the check.
             await self.say(user, "no_credits", params=self._quota_params(exc, user.language))
             return None
-        if message_id is None:
-            body, keyboard = views.submitted(job)
-            message_id = await self.messenger.send_text(job.chat_id, body, keyboard)
-        moved = await self.jobs.transition(
-            job.id,
-            S.DRAFT,
-            S.QUEUED,
-            status_message_id=message_id,
-            card_message_id=message_id,
-            next_poll_at=self.clock(),
-            submitted_at=None,
-        )
         if not moved:
             return text(job.language, "already_started")
         body, keyboard = views.submitted(await self.reload(job))

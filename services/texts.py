@@ -65,12 +65,25 @@ TEXTS: dict[str, dict[str, str]] = {
         "btn_music": "🎵 Add music",
         "clip_too_big": (
             "This clip is {size}, but I can only fetch files up to {limit} from Telegram. "
+            "Trim it or send a more compressed copy."
+        ),
+        "clip_too_big_hd": (
+            "This clip is {size}, but I can only fetch files up to {limit} from Telegram. "
             "Trim it or send it in 720p."
+        ),
+        "clip_is_still": (
+            "This is a still picture, not a clip. Send it as a photo and I'll animate it."
         ),
         "clip_too_long": (
             "This clip is {seconds} s long; I work with clips up to {limit} s. Trim it."
         ),
-        "clip_unreadable": "I couldn't read this clip. Send an MP4 video.",
+        "clip_too_long_for_model": (
+            "This clip is {seconds} s long; {model} works on clips up to {limit} s. "
+            "Trim it and send it again."
+        ),
+        "clip_unreadable": (
+            "I couldn't read this clip: it doesn't play as a video. Send it as a video or an MP4."
+        ),
         "not_a_video": "This file is not a video I can use. Send an MP4 clip.",
         "audio_too_big": "This audio is {size}; I can fetch up to {limit}. Send a shorter one.",
         "audio_unreadable": "I couldn't read this audio. Send a voice note or an MP3/M4A/OGG file.",
@@ -92,6 +105,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "btn_try_again": "↻ Try again",
         "submitted": "Submitted to {model} — usually {typical}. I'll send it here.",
         "status_queued": "Waiting to start… {elapsed}",
+        "status_waiting_turn": "In line: it starts as soon as the job before it is done… {elapsed}",
         "status_queue_position": "In the provider's queue (position {position})… {elapsed}",
         "status_running": "Rendering with {model}… {elapsed}",
         "status_running_pct": "Rendering with {model}… {percent}% · {elapsed}",
@@ -147,7 +161,24 @@ TEXTS: dict[str, dict[str, str]] = {
             "This file is {size}, but I can only fetch files up to {limit} from Telegram. "
             "Send a smaller image (a normal photo, not a file, works best)."
         ),
-        "photo_unreadable": "I couldn't read this image. Is it a JPEG, PNG or WebP photo?",
+        "photo_unreadable": (
+            "I couldn't read this image. Send a photo, or a JPEG, PNG, HEIC or WebP file."
+        ),
+        "photo_too_many_pixels": (
+            "This image has {megapixels} megapixels; I can take up to {limit}. "
+            "Send a smaller copy (a normal photo works best)."
+        ),
+        "photo_first_frame": (
+            "This image moves; I'll animate its first frame. To extend the animation itself, "
+            "send it as a GIF or video, not as a file."
+        ),
+        "file_too_big": (
+            "This file is {size}, but I can only fetch files up to {limit} from Telegram."
+        ),
+        "file_unreadable": (
+            "I couldn't find a photo, video or sound in this file. "
+            "Send a photo, a video or an audio file."
+        ),
         "photo_dimensions": (
             "This image is {width}×{height}. I need at least {min_side} px on each side and "
             "a shape no longer than {max_ratio}:1."
@@ -161,6 +192,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "model_fallback": (
             "{old} is unavailable right now, so I'm using {new} instead (same price)."
         ),
+        "model_skipped": "{old} can't work on this clip, so I'm using {new} instead (same price).",
         "aspect_as_photo": "as the photo",
         "not_allowed": "Sorry, this bot is private. Ask its owner for access.",
         "refused_sexual": "I can't make sexual content. Try a different idea.",

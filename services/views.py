@@ -198,6 +198,9 @@ def status(job: Job, now: float) -> str:
         line = text(lang, "status_downloading", elapsed=took)
     elif job.state == JobState.DELIVERING:
         line = text(lang, "status_delivering", elapsed=took)
+    elif job.queue_position is None and (job.provider_status or "").startswith("queued:"):
+        # Accepted but not started (the studio renders one job at a time): not "Rendering".
+        line = text(lang, "status_waiting_turn", elapsed=took)
     elif job.queue_position is not None:
         line = text(lang, "status_queue_position", position=job.queue_position + 1, elapsed=took)
     elif job.progress is not None:

@@ -64,6 +64,9 @@ async def test_provider_keys_are_checked_with_a_cheap_authenticated_call(
             tg, tmp_path, fal_key="fal-bad:key", fal_queue_url=fal.root, fal_rest_url=fal.root
         )
         assert "✗ provider: fal rejected the key" in (await report(fal_bad))[1]
+        fal.locked = True  # fal's 403 "User is locked": out of money, not a bad key
+        assert "✗ provider: fal: the account is out of credit" in (await report(fal_ok))[1]
+        fal.locked = False
         assert muapi.accepted_submits() == [] and fal.accepted_submits() == []  # nothing billed
 
 
@@ -101,3 +104,28 @@ async def test_the_command_line_exits_non_zero_and_never_prints_the_token(
     text = out.decode()
     assert proc.returncode == 1, text
     assert "✓ database" in text and "✗ telegram" in text and TOKEN not in text
+
+
+async def test_an_ffmpeg_that_refuses_a_graph_is_named_with_the_feature_it_breaks(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    # An ffmpeg build that refuses one filter the bot uses (as Debian 12's 5.1 once refused the
+    # music graph): the doctor names the feature, not just "ffmpeg is fine".
+    from services import media
+
+    real = media.locate_ffmpeg().ffmpeg
+    wrapper = tmp_path / "ffmpeg"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *aecho*) echo "Cannot select channel layout" >&2; exit 1;; esac\n'
+        f'exec "{real}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    try:
+        code, out = await report(make_settings(tg, tmp_path, ffmpeg_binary=str(wrapper)))
+    finally:
+        media.use_ffmpeg(None)
+    assert code == 1, out
+    line = next(x for x in out.splitlines() if "ffmpeg" in x.split(":")[0])
+    assert line.startswith("✗ ffmpeg") and "generated music would fail" in line, out
+    assert "animate a photo" not in line  # the graphs that work are not blamed

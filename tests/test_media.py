@@ -116,6 +116,27 @@ def test_locate_raises_when_nothing_is_found(
         media.locate_ffmpeg(search_path=str(tmp_path))
 
 
+def test_ffmpeg_binary_chooses_the_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bundled = media.locate_ffmpeg(search_path=str(tmp_path / "empty")).ffmpeg
+    (tmp_path / "ffmpeg").symlink_to(bundled)
+    # "bundled" wins over an ffmpeg on PATH (how CI runs the media tests on both builds).
+    assert media.locate_ffmpeg(str(tmp_path), choice="bundled").source == "bundled"
+    # A path: that binary, with the ffprobe beside it when there is one.
+    chosen = media.locate_ffmpeg(str(tmp_path / "empty"), choice=str(tmp_path / "ffmpeg"))
+    assert chosen.ffmpeg == str(tmp_path / "ffmpeg") and chosen.ffprobe is None
+    with pytest.raises(MediaError, match="FFMPEG_BINARY"):
+        media.locate_ffmpeg(choice=str(tmp_path / "no-such-ffmpeg"))
+    with pytest.raises(MediaError, match="no ffmpeg on PATH"):
+        media.locate_ffmpeg(str(tmp_path / "empty"), choice="system")
+    monkeypatch.setenv("FFMPEG_BINARY", "bundled")
+    media.use_ffmpeg(None)
+    try:
+        assert media.default_tools().source == "bundled"
+    finally:
+        monkeypatch.delenv("FFMPEG_BINARY")
+        media.use_ffmpeg(None)
+
+
 def test_default_tools_is_cached() -> None:
     assert media.default_tools() is media.default_tools()
 
@@ -154,7 +175,9 @@ async def test_probe_photos(tmp_path: Path, fmt: str, codec: str) -> None:
         has_video=True,
         has_audio=False,
         bit_rate=info.bit_rate,
+        container=info.container,
     )
+    assert info.still, info.container  # an image demuxer read it, whatever the codec
 
 
 async def test_probe_video_without_audio(tmp_path: Path) -> None:
@@ -289,7 +312,9 @@ def test_parse_ffprobe_json_phone_video() -> None:
         has_video=True,
         has_audio=True,
         bit_rate=17169213,
+        container="mov,mp4,m4a,3gp,3g2,mj2",
     )
+    assert not info.still
 
 
 def test_parse_ffprobe_json_variants() -> None:
@@ -306,6 +331,7 @@ def test_parse_ffprobe_json_variants() -> None:
     }
     info = media.parse_ffprobe_json(photo, 10)
     assert (info.duration, info.bit_rate, info.video_codec) == (None, None, "mjpeg")
+    assert info.still
 
     song = {
         "streams": [
@@ -424,6 +450,7 @@ def test_parse_banner_rotated_video_with_audio() -> None:
         has_video=True,
         has_audio=True,
         bit_rate=778_000,
+        container="mov,mp4,m4a,3gp,3g2,mj2",
     )
 
 
@@ -444,9 +471,10 @@ def test_parse_banner_ignores_attached_pictures() -> None:
 def test_parse_banner_images() -> None:
     jpeg = media.parse_ffmpeg_banner(BANNER_JPEG, 1)
     assert (jpeg.video_codec, jpeg.width, jpeg.height, jpeg.duration) == ("mjpeg", 640, 480, None)
+    assert jpeg.still and jpeg.container == "image2"
     png = media.parse_ffmpeg_banner(BANNER_PNG, 1)
     assert (png.video_codec, png.width, png.height) == ("png", 1080, 1350)
-    assert png.duration is None and png.bit_rate is None
+    assert png.duration is None and png.bit_rate is None and png.still
 
 
 def test_parse_banner_rejects_garbage() -> None:

@@ -146,11 +146,11 @@ class World:
                 input_path=str(self.photo),
             )
         )
-        await self.credits.reserve(job)
         assert await self.jobs.transition(
             job.id,
             JobState.DRAFT,
             JobState.QUEUED,
+            reserve=self.credits.reservation(job),
             status_message_id=status_id,
             next_poll_at=self.clock(),
         )
@@ -346,6 +346,8 @@ async def test_delivery_routes_by_size(
     assert (sent.file.size < output.stat().st_size) == expect_reencode
     assert sent.width and sent.height and sent.duration == 8
     assert world.tg.too_large_count == 0  # never tried to upload above the limit
+    actions = [c.params.get("action") for c in world.tg.calls_to("sendChatAction")]
+    assert "upload_video" in actions  # "uploading video…" shown during a long upload
 
 
 async def test_telegram_refusing_the_upload_ends_with_a_link_and_a_refund(world: World) -> None:

@@ -52,12 +52,15 @@ class ProviderStatus:
     error: str | None = None
     # Failures that the provider billed us for (some 422s) are still refunded to the user.
     billed: bool = False
+    # Seconds the work itself has been running, where the provider knows (the local studio).
+    running_for: float | None = None
 
     @property
     def signature(self) -> str:
         """What must change between polls for the job not to count as stalled."""
         pct = "" if self.progress is None else f"{self.progress:.3f}"
-        return f"{self.raw}|{pct}|{self.queue_position}"
+        # The normalised state leads, so the status line can tell "waiting" from "working".
+        return f"{self.state.value}:{self.raw}|{pct}|{self.queue_position}"
 
 
 class Provider(Protocol):

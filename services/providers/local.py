@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -36,7 +37,8 @@ class LocalStudio:
         self._slots = asyncio.Semaphore(parallel)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._progress: dict[str, float] = {}
-        self._started: set[str] = set()
+        # Renders holding a slot, and when each began (monotonic clock).
+        self._started: dict[str, float] = {}
 
     def _job_dir(self, external_id: str) -> Path:
         if not external_id.isalnum():
@@ -92,14 +94,18 @@ class LocalStudio:
             self._progress[external_id] = fraction
 
         async with self._slots:
-            self._started.add(external_id)
+            self._started[external_id] = time.monotonic()
             try:
-                await self._run(spec, folder / "output.mp4", on_progress)
+                # Rendered under another name: "output.mp4" appears only once it passed.
+                render = folder / "render.mp4"
+                await self._run(spec, render, on_progress)
+                await self._check(spec, render)
+                render.replace(folder / "output.mp4")
             except MediaError as exc:
                 log.warning("studio job %s failed: %s", external_id, exc)
                 (folder / "error.txt").write_text(str(exc)[:500], encoding="utf-8")
             finally:
-                self._started.discard(external_id)
+                self._started.pop(external_id, None)
 
     async def _run(
         self, spec: dict[str, object], output: Path, on_progress: media.Progress
@@ -144,6 +150,37 @@ class LocalStudio:
         else:
             raise MediaError(f"the studio has no effect called {endpoint!r}")
 
+    async def _check(self, spec: dict[str, object], output: Path) -> None:
+        """Refuse a render that is not what was asked for, before anyone is told "Done" or
+        charged: too short (an extend that did not grow), no sound where sound was added, or
+        a picture of one flat colour. The output is removed, so the job fails with a refund."""
+        try:
+            info = await media.probe(output)
+            inputs = spec["inputs"]
+            assert isinstance(inputs, dict)
+            seconds = float(str(spec["duration"]))
+            source = None
+            if "video" in inputs:
+                source = (await media.probe(self._resolve(str(inputs["video"])))).duration
+            expected = {
+                "animate": seconds,
+                "extend": (source or 0.0) + seconds,
+            }.get(str(spec["endpoint"]), source or 0.0)
+            problem = None
+            if not info.has_video or not info.duration:
+                problem = "no video in the result"
+            elif info.duration < expected * 0.9 - 0.2:
+                problem = f"the result lasts {info.duration:.1f}s, not {expected:.1f}s"
+            elif spec["endpoint"] in ("music", "mix") and not info.has_audio:
+                problem = "the result has no sound"
+            elif await media.looks_blank(output, info.duration):
+                problem = "the result is one flat colour"
+        except MediaError as exc:
+            problem = f"the result does not read back: {exc}"
+        if problem is not None:
+            output.unlink(missing_ok=True)
+            raise MediaError(f"result check failed: {problem}")
+
     async def poll(self, submission: Submission) -> ProviderStatus:
         """Report from the job's folder and the running render."""
         external_id = submission.external_id
@@ -156,8 +193,9 @@ class LocalStudio:
                 outputs=(f"{SCHEME}{external_id}/output.mp4",),
             )
         if (folder / "error.txt").exists():
-            error = (folder / "error.txt").read_text(encoding="utf-8")
-            return ProviderStatus(ProviderState.FAILED, "failed", error=error)
+            # ffmpeg's own words ("[Parsed_aresample_6 @ 0x55…]") were logged when the render
+            # failed; the user gets the plain "could not be processed" in their language.
+            raise ProviderPermanent("the studio could not render this job", reason="failed_media")
         if (folder / "canceled").exists():
             return ProviderStatus(ProviderState.CANCELED, "canceled")
         if not (folder / "spec.json").exists():
@@ -166,9 +204,15 @@ class LocalStudio:
             log.info("studio job %s was interrupted; rendering it again", external_id)
             self._start(external_id)
         if external_id not in self._started:
-            return ProviderStatus(ProviderState.QUEUED, "queued")
+            # Waiting behind another render is not a stall: the status moves while the render
+            # ahead moves, and only a render that stops moving (its ffmpeg is killed) stalls.
+            ahead = ",".join(f"{self._progress.get(j, 0.0):.2f}" for j in self._started)
+            return ProviderStatus(ProviderState.QUEUED, f"waiting({ahead})", running_for=0.0)
         return ProviderStatus(
-            ProviderState.RUNNING, "processing", progress=self._progress.get(external_id)
+            ProviderState.RUNNING,
+            "processing",
+            progress=self._progress.get(external_id),
+            running_for=time.monotonic() - self._started[external_id],
         )
 
     async def cancel(self, submission: Submission) -> bool:
@@ -196,7 +240,13 @@ class LocalStudio:
         partial.replace(dest)
 
     async def discard(self, submission: Submission) -> None:
-        """Remove a finished job's folder."""
+        """Stop the job's render if it is still going (its slot is free at once) and remove
+        its folder: a job that ended for any reason never keeps ffmpeg running."""
+        task = self._tasks.get(submission.external_id)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         folder = self._job_dir(submission.external_id)
         await asyncio.to_thread(shutil.rmtree, folder, True)
 
