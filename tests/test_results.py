@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,13 @@ from services import media, media_effects
 from services.catalogue import ModelKind, default_model
 from services.errors import ProviderPermanent
 from services.jobs import JobState
-from services.media import default_tools
 from services.providers.base import JobSpec, ProviderState
 from services.providers.local import LocalStudio
 from tests.conftest import USER, make_settings, running_bot
 from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
-from tests.media_factory import make_video
+from tests.media_factory import _ffmpeg, make_video
 from tests.test_providers_e2e import ended, generate, muapi_settings, plain
-
-
-def _ffmpeg(*args: str) -> None:
-    cmd = [default_tools().ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y", *args]
-    subprocess.run(cmd, capture_output=True, timeout=120, check=True)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,11 @@ from services import media, media_effects, views
 from services.catalogue import ModelKind, default_model
 from services.errors import MediaError
 from services.jobs import JobState
-from services.media import default_tools
 from services.providers.base import JobSpec, ProviderState
 from services.providers.local import LocalStudio
 from tests.conftest import OTHER_USER, USER, make_settings, running_bot, services_of
 from tests.fakes.telegram import FakeTelegram
-from tests.media_factory import ffmpeg_children
+from tests.media_factory import _ffmpeg, ffmpeg_children
 from tests.test_jobs import running_job
 
 HAS_PROC = Path("/proc/self/stat").exists()
@@ -125,11 +123,6 @@ def test_a_job_waiting_for_the_studio_says_it_is_in_line() -> None:
     line = views.status(job, now=30)
     assert "In line" in line and "Rendering" not in line
     assert "Rendering" in views.status(running_job(provider_status="running:x||None"), now=30)
-
-
-def _ffmpeg(*args: str) -> None:
-    cmd = [default_tools().ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y", *args]
-    subprocess.run(cmd, capture_output=True, timeout=120, check=True)
 
 
 @needs_proc
