@@ -101,15 +101,22 @@ class Endings:
 
     # --- the status message -----------------------------------------------------------------
 
-    async def show_status(self, job: Job, *, force: bool = False) -> None:
-        """Edit the job's status message: only on change, and not too often."""
+    async def show_status(
+        self, job: Job, *, force: bool = False, optional: bool | None = None
+    ) -> None:
+        """Edit the job's status message: only on change, and not too often (``force``: now).
+
+        A forced edit must go out unless ``optional`` says it may give way to people's answers.
+        """
         now = self.clock()
         body = views.status(job, now)
         if body == job.status_text:
             return
         if not force and job.status_edited_at and now - job.status_edited_at < self.edit_interval:
             return
-        await self.edit_status(job, body, keyboard=views.cancel_keyboard(job), optional=not force)
+        if optional is None:
+            optional = not force
+        await self.edit_status(job, body, keyboard=views.cancel_keyboard(job), optional=optional)
 
     async def edit_status(
         self, job: Job, body: str, keyboard: Keyboard | None, *, optional: bool = False

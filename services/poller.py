@@ -330,7 +330,9 @@ class Poller:
                 await self.providers.get(job.provider).cancel(submission)
             return None
         log.info("job %s submitted to %s as %s", job.id, job.provider, submission.external_id)
-        await self.endings.show_status(await self._reload(job), force=True)
+        # The card already says "Submitted": this line may wait for a quieter moment, so the
+        # cards of people who just wrote go first in a burst.
+        await self.endings.show_status(await self._reload(job), force=True, optional=True)
         return min(self.config.poll_interval, 2.0)
 
     async def _upload_inputs(self, job: Job) -> dict[str, str]:
