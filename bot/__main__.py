@@ -26,6 +26,13 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
+# After each answer to getUpdates, wait this long before asking again. Under a burst, Telegram
+# then hands over the updates of those 50 ms in one answer instead of one answer per update;
+# with 100 photos in a second, fetching them one by one took most of the bot's CPU. A quiet bot
+# loses nothing: its long poll is already waiting when a message comes.
+POLL_PAUSE = 0.05
+
+
 def main() -> None:
     """Entry point: run the bot, or ``doctor`` to check the set-up."""
     # Users' photos and clips are private: nothing the bot writes is readable by other accounts.
@@ -41,7 +48,11 @@ def main() -> None:
 
     app = build_application(settings)
     logging.getLogger(__name__).info("starting (long polling)")
-    app.run_polling(allowed_updates=["message", "callback_query"], drop_pending_updates=False)
+    app.run_polling(
+        allowed_updates=["message", "callback_query"],
+        drop_pending_updates=False,
+        poll_interval=POLL_PAUSE,
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,13 @@ from pathlib import Path
 from services import media
 from services.errors import MediaError, MessengerError
 from services.jobs import Job
-from services.telegram_edge import FIRST_ACTION_PATIENCE, Keyboard, Messenger, SentMedia
+from services.telegram_edge import (
+    FIRST_ACTION_PATIENCE,
+    SLOW_STEP,
+    Keyboard,
+    Messenger,
+    SentMedia,
+)
 from services.texts import text
 from services.views import caption, human_size
 
@@ -110,10 +116,13 @@ class Delivery:
     ) -> SentMedia | None:
         for attempt in range(SEND_RETRIES + 1):
             try:
-                # A small file is up before "uploading video…" could be read: it only goes if
-                # the chat has a slot to spare, rather than holding the delivery for one.
-                patience = FIRST_ACTION_PATIENCE if info.size >= QUICK_UPLOAD_BYTES else 0.0
-                async with self.messenger.chat_action(job.chat_id, patience=patience):
+                # A small file is usually up before "uploading video…" could be read: it shows
+                # only if the upload lasts, and never takes the slot the video and "Done" need.
+                quick = info.size < QUICK_UPLOAD_BYTES
+                action = self.messenger.chat_action(
+                    job.chat_id, patience=FIRST_ACTION_PATIENCE, after=SLOW_STEP if quick else 0.0
+                )
+                async with action:
                     return await self.messenger.send_video(
                         job.chat_id,
                         path,

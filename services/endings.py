@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from services import views
@@ -15,7 +15,7 @@ from services.errors import MessengerError, ProviderPermanent, StudioError
 from services.jobs import Job, JobState
 from services.providers.base import ProviderSet, ProviderStatus, Submission
 from services.storage.repositories import Clock, JobRepository
-from services.telegram_edge import Keyboard, Messenger
+from services.telegram_edge import SLOW_STEP, Keyboard, Messenger
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,29 @@ class Endings:
         if optional is None:
             optional = not force
         await self.edit_status(job, body, keyboard=views.cancel_keyboard(job), optional=optional)
+
+    @contextlib.asynccontextmanager
+    async def status_when_slow(self, job: Job, after: float = SLOW_STEP) -> AsyncIterator[None]:
+        """Run a step; show its status line (``job``'s state) if it takes ``after`` or more.
+
+        An edit that has begun is waited for, so it cannot land after the step's next message.
+        """
+        began = False
+
+        async def later() -> None:
+            nonlocal began
+            await asyncio.sleep(after)
+            began = True
+            await self.show_status(job, force=True)
+
+        task = asyncio.create_task(later(), name=f"status-{job.id}")
+        try:
+            yield
+        finally:
+            if not began:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StudioError):
+                await task
 
     async def edit_status(
         self, job: Job, body: str, keyboard: Keyboard | None, *, optional: bool = False

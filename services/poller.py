@@ -463,31 +463,20 @@ class Poller:
     # --- download and deliver ---------------------------------------------------------------
 
     async def _download(self, job: Job) -> float | None:
-        await self.endings.show_status(job, force=True)
         folder = self.endings.job_folder(job)
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / "output.mp4"
-        for attempt in range(self.config.download_attempts):
-            try:
-                await self.providers.get(job.provider).fetch_output(
-                    job.output_url or "", dest, self.config.output_limit
-                )
-                break
-            except (ProviderTransient, TransferError) as exc:
-                log.warning("job %s: download attempt %d failed: %s", job.id, attempt + 1, exc)
-                if attempt + 1 < self.config.download_attempts:
-                    await asyncio.sleep(self.config.download_retry_wait)
-            except ProviderPermanent as exc:
-                log.warning("job %s: download failed: %s", job.id, exc)
-                break
-            except OSError as exc:
-                # Our own disk (full, or not writable): the user is refunded, the operator alerted.
-                log.error("job %s: cannot store the output: %s", job.id, exc.strerror or exc)
-                dest.unlink(missing_ok=True)
-                if self.endings.alerts is not None:
-                    await self.endings.alerts.storage_problem(str(exc.strerror or exc))
-                await self.endings.fail(job, S.FAILED, "failed_storage")
-                return None
+        try:
+            async with self.endings.status_when_slow(job):
+                await self._fetch_output(job, dest)
+        except OSError as exc:
+            # Our own disk (full, or not writable): the user is refunded, the operator alerted.
+            log.error("job %s: cannot store the output: %s", job.id, exc.strerror or exc)
+            dest.unlink(missing_ok=True)
+            if self.endings.alerts is not None:
+                await self.endings.alerts.storage_problem(str(exc.strerror or exc))
+            await self.endings.fail(job, S.FAILED, "failed_storage")
+            return None
         if not dest.is_file():
             await self.delivery.send_link_or_apology(
                 job, text(job.language, "reason_download_failed")
@@ -497,16 +486,35 @@ class Poller:
         await self.jobs.transition(job.id, S.DOWNLOADING, S.DELIVERING, output_path=str(dest))
         return 0
 
+    async def _fetch_output(self, job: Job, dest: Path) -> None:
+        """Download the result into ``dest``, retrying what may pass; absent if it never came."""
+        for attempt in range(self.config.download_attempts):
+            try:
+                await self.providers.get(job.provider).fetch_output(
+                    job.output_url or "", dest, self.config.output_limit
+                )
+                return
+            except (ProviderTransient, TransferError) as exc:
+                log.warning("job %s: download attempt %d failed: %s", job.id, attempt + 1, exc)
+                if attempt + 1 < self.config.download_attempts:
+                    await asyncio.sleep(self.config.download_retry_wait)
+            except ProviderPermanent as exc:
+                log.warning("job %s: download failed: %s", job.id, exc)
+                return
+
     async def _deliver(self, job: Job) -> float | None:
         path = Path(job.output_path or "")
         if not job.output_path or not path.is_file():
             await self.jobs.transition(job.id, S.DELIVERING, S.DOWNLOADING)
             return 0
-        await self.endings.show_status(job, force=True)
         try:
-            outcome = await self.delivery.deliver(
-                job, path, views.after_delivery(job), as_document=bool(job.params.get("as_file"))
-            )
+            async with self.endings.status_when_slow(job):
+                outcome = await self.delivery.deliver(
+                    job,
+                    path,
+                    views.after_delivery(job),
+                    as_document=bool(job.params.get("as_file")),
+                )
         except MediaError as exc:
             log.warning("job %s: output unreadable: %s", job.id, exc)
             await self.endings.fail(job, S.FAILED, "failed_media")

@@ -42,6 +42,10 @@ STALE_ANSWERS = (
     "message can't be edited",
     "message to delete not found",
 )
+# A step (fetching the video, sending it) is announced only once it has lasted this long: a
+# line replaced a moment later cannot be read, and each edit or chat action spends one of the
+# few sends a chat has in a second, which the video and "Done" then wait for.
+SLOW_STEP = 1.0
 FIRST_ACTION_PATIENCE = 2.0  # seconds "uploading video…" may wait for a slot before an upload
 ACTION_EVERY = 4.0  # Telegram shows a chat action for 5 s
 
@@ -185,12 +189,14 @@ class Messenger:
         action: str = ChatAction.UPLOAD_VIDEO,
         *,
         patience: float = FIRST_ACTION_PATIENCE,
+        after: float = 0.0,
     ) -> AsyncIterator[None]:
         """Keep "uploading video…" showing while the block runs (Telegram clears it after 5 s).
 
         The first one goes before the block starts and may wait up to ``patience`` for a slot
-        in the chat, which the block's upload would otherwise take; the repeats are skipped
-        whenever the chat's budget is short. Both give way to anyone who must send.
+        in the chat, which the block's upload would otherwise take; or, with ``after``, only
+        once the block has run that long (a quick one never shows it). The repeats are skipped
+        whenever the chat's budget is short. All give way to anyone who must send.
         """
 
         async def show(patience: float) -> None:
@@ -199,11 +205,15 @@ class Messenger:
                 await self.bot.send_chat_action(chat_id, action, rate_limit_args=limits)
 
         async def keep_alive() -> None:
+            if after > 0:
+                await asyncio.sleep(after)
+                await show(0.0)
             while True:
                 await asyncio.sleep(ACTION_EVERY)
                 await show(0.0)
 
-        await show(patience)
+        if after <= 0:
+            await show(patience)
         task = asyncio.create_task(keep_alive())
         try:
             yield

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 
 from bot.application import App, Services, build_application
 from bot.settings import Settings
+from services.jobs import Job, JobState
 from tests.fakes.telegram import FakeTelegram
 from tests.media_factory import make_photo
 
@@ -65,6 +68,17 @@ def services_of(app: App) -> Services:
     """The wired services of a running bot."""
     services: Services = app.bot_data["services"]
     return services
+
+
+async def delivered_jobs(app: App, user_id: int, count: int = 1, timeout: float = 10) -> list[Job]:
+    """The user's delivered jobs, once there are ``count``: the video is in the chat a moment
+    before its job is recorded as delivered."""
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = await services_of(app).jobs.for_user(user_id, [JobState.DELIVERED])
+        if len(jobs) >= count or time.monotonic() > deadline:
+            return jobs
+        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

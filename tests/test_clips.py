@@ -10,7 +10,15 @@ import pytest
 
 from services import media
 from services.jobs import JobKind, JobState
-from tests.conftest import USER, data_for, make_settings, reply_to, running_bot, services_of
+from tests.conftest import (
+    USER,
+    data_for,
+    delivered_jobs,
+    make_settings,
+    reply_to,
+    running_bot,
+    services_of,
+)
 from tests.fakes.muapi import FakeMuapi
 from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
@@ -69,7 +77,7 @@ async def test_add_music_gives_the_clip_a_soundtrack(
         )
         await go(tg, msg)
         info = await delivered_info(tg, tmp_path)
-        (job,) = await services_of(app).jobs.for_user(USER, [JobState.DELIVERED])
+        (job,) = await delivered_jobs(app, USER)
     assert info.has_audio and info.has_video
     assert job.kind == JobKind.MUSIC and job.params["mood"] == "epic"
 
@@ -119,7 +127,7 @@ async def test_a_voice_reply_to_a_video_is_mixed_in_for_free(
             reply_to_message_id=int(video_msg["message_id"]),
         )
         info = await delivered_info(tg, tmp_path)
-        (job,) = await services_of(app).jobs.for_user(USER, [JobState.DELIVERED])
+        (job,) = await delivered_jobs(app, USER)
         assert job.kind == JobKind.MIX and job.cost == 0
         assert "This costs" not in plain(tg).split("What should I do")[-1]
     assert info.has_audio and info.duration is not None and abs(info.duration - 2.0) < 0.3
@@ -133,7 +141,7 @@ async def test_extend_of_the_bots_own_seedance_result_chains_on_muapi(
     async with FakeMuapi(api_key=MUAPI_KEY) as muapi:
         muapi.scenario = Scenario(output=clip_file, polls_before_done=1)
         settings = make_settings(tg, tmp_path, muapi_api_key=MUAPI_KEY, muapi_base_url=muapi.root)
-        async with running_bot(settings):
+        async with running_bot(settings) as app:
             tg.user_message(USER, text="/settings")
             await tg.wait_for(
                 lambda: (
@@ -148,6 +156,7 @@ async def test_extend_of_the_bots_own_seedance_result_chains_on_muapi(
             photo = tg.user_message(USER, photo=photo_bytes, caption="dance")
             await go(tg, photo)
             await tg.wait_for(lambda: tg.videos(USER), timeout=30)
+            await delivered_jobs(app, USER)  # recorded as ours, so a reply can chain
             first = tg.videos(USER)[0]
             # Reply to the delivered video with words: extend, chained by request id.
             reply = tg.user_message(USER, text="continue", reply_to_message_id=first.message_id)
@@ -207,7 +216,7 @@ async def test_add_music_on_muapi_uploads_the_clip_to_mmaudio(
             assert "50 credits" in (tg.message(USER, card_id).text_plain or "")
             tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
             info = await delivered_info(tg, tmp_path)
-            (job,) = await services_of(app).jobs.for_user(USER, [JobState.DELIVERED])
+            (job,) = await delivered_jobs(app, USER)
             entries = await services_of(app).studio.credits.ledger.entries(job.id)
         (submit,) = muapi.accepted_submits()
         assert submit.endpoint == "mmaudio-v2/video-to-video"
@@ -259,6 +268,6 @@ async def test_a_telegram_voice_note_replying_to_a_clip_becomes_its_soundtrack(
             }
         )
         info = await delivered_info(tg, tmp_path)
-        (job,) = await services_of(app).jobs.for_user(USER, [JobState.DELIVERED])
+        (job,) = await delivered_jobs(app, USER)
     assert job.kind == JobKind.MIX and info.has_audio
     assert info.duration is not None and abs(info.duration - 2.0) < 0.3  # trimmed to the clip

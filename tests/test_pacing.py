@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import TOKEN, USER, data_for, make_settings, reply_to, running_bot
+from tests.fakes.muapi import FakeMuapi
+from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
+from tests.media_factory import make_video
+
+MUAPI_KEY = "muapi-test-key-0123456789"
 
 
 def strict_telegram() -> FakeTelegram:
@@ -51,6 +56,47 @@ async def test_a_fast_job_stays_within_the_chat_limit_and_people_are_still_answe
     assert tg.flood_429_by_chat[USER] == 0
     assert tg.flood_429_count == 0
     assert len(tg.videos(USER)) == 1
+
+
+@pytest.mark.parametrize("cdn_delay", [0.0, 2.5])
+async def test_the_status_names_a_step_only_when_it_takes_a_while(
+    tmp_path: Path, photo_bytes: bytes, cdn_delay: float
+) -> None:
+    # A quick download and upload: the status goes straight to "Done" beside the video, which
+    # leaves the chat's few sends a second to the video and "Done" (neither waits for a slot).
+    # A slow download says so while it lasts.
+    output = make_video(tmp_path / "out.mp4", seconds=1.0)
+    async with strict_telegram() as tg, FakeMuapi(api_key=MUAPI_KEY) as muapi:
+        muapi.scenario = Scenario(polls_before_done=1, output=output)
+        muapi.download_delay = cdn_delay
+        settings = make_settings(
+            tg, tmp_path, muapi_api_key=MUAPI_KEY, muapi_base_url=muapi.root,
+            poll_interval_seconds=0.5,
+        )  # fmt: skip
+        async with running_bot(settings):
+            card_id = await reply_to(tg, tg.user_message(USER, photo=photo_bytes, caption="zoom"))
+            tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+            await tg.wait_for(lambda: tg.videos(USER), timeout=30)
+            await tg.wait_for(lambda: "Done" in (tg.message(USER, card_id).text_plain or ""), 10)
+        status = tg.message(USER, card_id)
+        assert status is not None
+        lines = [r.text or "" for r in status.history] + [status.text_plain or ""]
+        fetching = [line for line in lines if "fetching the video" in line]
+        assert bool(fetching) == (cdn_delay > 0), lines
+        assert not [line for line in lines if "Sending the video" in line], lines
+        calls = [c for c in tg.calls if c.params.get("chat_id") == USER]
+        video_at = next(c.at for c in calls if c.method == "sendVideo")
+        done_at = next(
+            c.at for c in calls if c.method == "editMessageText" and "Done" in c.params["text"]
+        )
+        print(
+            [
+                (round(c.at - calls[0].at, 2), c.method, str(c.params.get("text", ""))[:30])
+                for c in calls
+            ]
+        )
+        assert done_at - video_at < 0.5  # "Done" did not wait a second for the chat's slot
+        assert tg.flood_429_count == 0 and len(tg.videos(USER)) == 1
 
 
 async def test_a_late_or_repeated_button_press_is_taken_quietly(

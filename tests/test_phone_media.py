@@ -21,7 +21,15 @@ from services.errors import MediaError, UserInputError
 from services.inbound import InboundImage, InboundMedia, Kind
 from services.jobs import JobKind, JobState
 from services.media_probe import sdr_filters
-from tests.conftest import USER, data_for, make_settings, reply_to, running_bot, services_of
+from tests.conftest import (
+    USER,
+    data_for,
+    delivered_jobs,
+    make_settings,
+    reply_to,
+    running_bot,
+    services_of,
+)
 from tests.fakes.telegram import FakeTelegram
 from tests.media_factory import (
     BLUE,
@@ -679,7 +687,7 @@ async def test_a_flac_file_replying_to_a_clip_becomes_its_soundtrack(
         audio |= {"mime_type": "audio/flac", "file_size": len(flac), "file_name": "take.flac"}
         push(tg, reply_to_message=video, audio=audio)
         info = await delivered(tg, tmp_path)
-        (job,) = await services_of(app).jobs.for_user(USER, [JobState.DELIVERED])
+        (job,) = await delivered_jobs(app, USER)
     assert job.kind == JobKind.MIX and job.cost == 0
     assert info.has_audio and info.duration == pytest.approx(1.0, abs=0.3)
 
