@@ -24,6 +24,7 @@ from services.delivery import Delivery
 from services.flood import FloodGuard
 from services.housekeeping import Housekeeping
 from services.poller import Poller, PollerConfig
+from services.prompt_craft import PromptCrafter
 from services.providers.base import Provider, ProviderSet
 from services.providers.fal import FalProvider
 from services.providers.local import LocalStudio
@@ -141,7 +142,14 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
             download_retry_wait=settings.download_retry_seconds,
         ),
     )
+    crafter = PromptCrafter(
+        http,
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+        model=settings.llm_model,
+    )
     studio = Studio(
+        crafter=crafter,
         jobs=jobs,
         users=users,
         max_running=settings.max_running_jobs_per_user,

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     fal_key: SecretStr | None = None
     fal_queue_url: str = "https://queue.fal.run"
     fal_rest_url: str = "https://rest.fal.ai"
+    # An OpenAI-compatible chat endpoint that writes the prompts for text-to-video; without
+    # one, word tables do it.
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str | None = None
     poll_interval_seconds: float = Field(15.0, gt=0)
     audio_poll_interval_seconds: float = Field(10.0, gt=0)
     job_timeout_seconds: float = Field(600.0, gt=0)
@@ -103,9 +108,13 @@ class Settings(BaseSettings):
             raise ValueError("only sqlite:///path is supported by this version")
         return value
 
-    @field_validator("telegram_api_url", "muapi_base_url", "fal_queue_url", "fal_rest_url")
+    @field_validator(
+        "telegram_api_url", "muapi_base_url", "fal_queue_url", "fal_rest_url", "llm_base_url"
+    )
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
@@ -116,6 +125,8 @@ class Settings(BaseSettings):
             raise ValueError("VIDEO_PROVIDER=muapi needs MUAPI_API_KEY")
         if self.video_provider == "fal" and self.fal_key is None:
             raise ValueError("VIDEO_PROVIDER=fal needs FAL_KEY")
+        if bool(self.llm_base_url) != bool(self.llm_model):
+            raise ValueError("LLM_BASE_URL and LLM_MODEL go together (LLM_API_KEY if it needs one)")
         return self
 
     @property
@@ -151,7 +162,7 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction."""
-        values = [self.telegram_bot_token, self.muapi_api_key, self.fal_key]
+        values = [self.telegram_bot_token, self.muapi_api_key, self.fal_key, self.llm_api_key]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 
 

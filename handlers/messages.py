@@ -91,7 +91,8 @@ async def sound(update: Update, context: StudioContext) -> None:
 
 
 async def text(update: Update, context: StudioContext) -> None:
-    """Text: words for a video it replies to, a prompt for a waiting photo, or a hint."""
+    """Text: words for a video it replies to, a prompt for a waiting photo, a request for a
+    video made from words, or a hint."""
     message = update.effective_message
     assert message is not None and message.text is not None
     user = context.user(update)
@@ -103,8 +104,7 @@ async def text(update: Update, context: StudioContext) -> None:
         )
         return
     reply_to = replied.message_id if replied else None
-    if not await context.services.studio.describe(user, message.text, reply_to):
-        await context.services.studio.say(user, "text_hint")
+    await context.services.studio.receive_text(user, message.message_id, message.text, reply_to)
 
 
 async def other(update: Update, context: StudioContext) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from services import views
-from services.catalogue import ModelKind, get_model, models_for, pick_model
+from services.catalogue import Model, ModelKind, get_model, models_for, pick_model
 from services.credits import Credits
 from services.errors import MessengerError
 from services.jobs import ACTIVE_STATES, JobState
@@ -107,20 +107,31 @@ class Account:
         await self._send(user, body)
 
     async def models(self, user: ChatUser) -> None:
-        """The photo models of this provider, with costs and typical times."""
+        """The models of this provider (photo, then words), with costs and typical times."""
         prefs = await self._prefs(user.id)
         chosen = pick_model(
             self.provider_name, ModelKind.IMAGE_TO_VIDEO, prefs.model, prefs.quality
         )
-        lines = []
+        lines = [text(user.language, "models_head")]
         for model in models_for(self.provider_name, ModelKind.IMAGE_TO_VIDEO):
-            costs = " / ".join(f"{d} s: {model.costs[d]}" for d in model.durations)
-            mark = " ✓" if model.key == chosen.key else ""
-            lines.append(
-                f"<b>{html.escape(model.title)}</b>{mark} · {costs} "
-                f"{text(user.language, 'credits_word')} · ~{model.typical_text()}"
+            lines.append(self._model_line(user.language, model, model.key == chosen.key))
+        from_words = models_for(self.provider_name, ModelKind.TEXT_TO_VIDEO)
+        if from_words:
+            lines.append(text(user.language, "models_text_head"))
+            picked = pick_model(
+                self.provider_name, ModelKind.TEXT_TO_VIDEO, prefs.model, prefs.quality
             )
-        await self._send(user, text(user.language, "models_head") + "\n" + "\n".join(lines))
+            lines += [self._model_line(user.language, m, m.key == picked.key) for m in from_words]
+        await self._send(user, "\n".join(lines))
+
+    @staticmethod
+    def _model_line(lang: str, model: Model, chosen: bool) -> str:
+        costs = " / ".join(f"{d} s: {model.costs[d]}" for d in model.durations)
+        mark = " ✓" if chosen else ""
+        return (
+            f"<b>{html.escape(model.title)}</b>{mark} · {costs} "
+            f"{text(lang, 'credits_word')} · ~{model.typical_text()}"
+        )
 
     # --- settings ---------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ class ModelKind(StrEnum):
     """What a model does."""
 
     IMAGE_TO_VIDEO = "image-to-video"
+    TEXT_TO_VIDEO = "text-to-video"
     EXTEND_BY_CLIP = "extend-by-clip"
     EXTEND_CHAINED = "extend-chained"
     VIDEO_TO_AUDIO = "video-to-audio"
@@ -116,9 +117,11 @@ class Model:
 
 
 I2V = ModelKind.IMAGE_TO_VIDEO
+T2V = ModelKind.TEXT_TO_VIDEO
 WIDE = ("16:9", "9:16", "1:1")
-# Credits follow the product defaults: image-to-video 5 s 100 / 10 s 180; extend 80; chained
-# extend 5/10/15 s 80/100/150; generated music 40; sound from video 50; studio effects 10.
+# Credits follow the product defaults: image- and text-to-video 5 s 100 / 10 s 180 (an 8 s Veo
+# 150, the fast tier less); extend 80; chained extend 5/10/15 s 80/100/150; generated music 40;
+# sound from video 50; studio effects 10.
 STANDARD = {5: 100, 10: 180}
 FAST = {5: 60, 10: 110}
 
@@ -130,9 +133,10 @@ MMAUDIO_MAX_SECONDS = 30.0
 
 # Per provider and kind, the first model is the default and the order is the fallback order.
 # ``fields`` says how a provider spells the inputs: the image field (``image_url`` or the list
-# form ``images_list``), how durations are written (int, "5", "5s", or "clip_seconds": the
-# source clip's own length), whether the model takes an aspect ratio at all (image-to-video
-# models without one follow the photo's shape), and ``extra`` constants to send as they are.
+# form ``images_list``), how durations are written (int, "5", "5s", "clip_seconds": the source
+# clip's own length, or None: the model has no duration field), whether the model takes an
+# aspect ratio at all (image-to-video models without one follow the photo's shape), and
+# ``extra`` constants to send as they are.
 # ``accepts`` says which source clips a clip model can work on. The schemas these follow, with
 # their sources, are in tests/fakes/schemas.json.
 MODELS: tuple[Model, ...] = (
@@ -250,6 +254,70 @@ MODELS: tuple[Model, ...] = (
         tier="fast",
         fields={"image": "images_list"},
     ),
+    # Text-to-video on muapi (providers.md §7): only the prompt, a length and, where the model
+    # takes one, a shape. The local studio cannot make a video from words, so it has none.
+    Model(
+        "muapi-kling-2.5-turbo-t2v",
+        "muapi",
+        T2V,
+        "Kling 2.5 Turbo",
+        "kling-v2.5-turbo-pro-t2v",
+        (5, 10),
+        WIDE,
+        STANDARD,
+        (120, 300),
+    ),
+    Model(
+        "muapi-seedance-pro-t2v",
+        "muapi",
+        T2V,
+        "Seedance Pro",
+        "seedance-pro-t2v",
+        (5, 10),
+        WIDE,
+        STANDARD,
+        (90, 240),
+        # It renders 480p unless asked, like muapi's Wan.
+        fields={"extra": {"resolution": "720p"}},
+    ),
+    Model(
+        "muapi-wan-2.5-t2v",
+        "muapi",
+        T2V,
+        "Wan 2.5",
+        "wan2.5-text-to-video",
+        (5, 10),
+        ("16:9", "9:16"),
+        STANDARD,
+        (90, 240),
+        fields={"extra": {"resolution": "720p"}},
+    ),
+    Model(
+        "muapi-veo3-fast-t2v",
+        "muapi",
+        T2V,
+        "Veo 3 Fast",
+        "veo3-fast-text-to-video",
+        (8,),
+        ("16:9", "9:16"),
+        {8: 150},
+        (60, 180),
+        # Veo 3 makes 8 s clips and its schema has no duration field at all.
+        fields={"duration": None},
+    ),
+    Model(
+        "muapi-hailuo-02-t2v",
+        "muapi",
+        T2V,
+        "Hailuo 02",
+        "minimax-hailuo-02-standard-t2v",
+        (6, 10),
+        (),
+        {6: 60, 10: 110},
+        (60, 180),
+        tier="fast",
+        fields={"aspect": False},
+    ),
     Model(
         "muapi-seedance-1.5-extend",
         "muapi",
@@ -349,6 +417,68 @@ MODELS: tuple[Model, ...] = (
         (60, 180),
         tier="fast",
         fields={"image": "image_url", "duration": "str", "aspect": False},
+    ),
+    # Text-to-video on fal (providers.md §7; fal-js endpoints.ts).
+    Model(
+        "fal-kling-2.5-turbo-t2v",
+        "fal",
+        T2V,
+        "Kling 2.5 Turbo",
+        "fal-ai/kling-video/v2.5-turbo/pro/text-to-video",
+        (5, 10),
+        WIDE,
+        STANDARD,
+        (120, 300),
+        fields={"duration": "str"},
+    ),
+    Model(
+        "fal-veo-3.1-fast-t2v",
+        "fal",
+        T2V,
+        "Veo 3.1 Fast",
+        "fal-ai/veo3.1/fast",
+        (8,),
+        ("16:9", "9:16"),
+        {8: 150},
+        (60, 180),
+        fields={"duration": "str_s"},
+    ),
+    Model(
+        "fal-wan-2.5-t2v",
+        "fal",
+        T2V,
+        "Wan 2.5",
+        "fal-ai/wan-25-preview/text-to-video",
+        (5, 10),
+        WIDE,
+        STANDARD,
+        (90, 240),
+        fields={"duration": "str"},
+    ),
+    Model(
+        "fal-hailuo-02-t2v",
+        "fal",
+        T2V,
+        "Hailuo 02",
+        "fal-ai/minimax/hailuo-02/standard/text-to-video",
+        (6, 10),
+        (),  # no aspect_ratio field
+        {6: 60, 10: 110},
+        (60, 180),
+        tier="fast",
+        fields={"duration": "str", "aspect": False},
+    ),
+    Model(
+        "fal-seedance-pro-t2v",
+        "fal",
+        T2V,
+        "Seedance Pro",
+        "fal-ai/bytedance/seedance/v1/pro/text-to-video",
+        (5, 10),
+        WIDE,
+        STANDARD,
+        (90, 240),
+        fields={"duration": "str"},
     ),
     Model(
         "fal-veo-3.1-fast-extend",

@@ -206,3 +206,69 @@ def clip_intent(text: str | None) -> str | None:
     if not words or any(phrase in words for phrase in NOT_CLIP_INTENT):
         return None
     return _first_match(words, CLIP_WORDS)
+
+
+# Plain text that asks for a video made from words (text-to-video). A phrase must name a video
+# (or a platform's format) and ask for one; the earliest phrase decides nothing, any one will do.
+VIDEO_REQUEST_WORDS: tuple[str, ...] = (
+    "make a video",
+    "make me a video",
+    "make video",
+    "create a video",
+    "generate a video",
+    "render a video",
+    "film a video",
+    "shoot a video",
+    "a video of",
+    "a video about",
+    "video of ",
+    "video about",
+    "a clip of",
+    "a clip about",
+    "make a clip",
+    "a tiktok about",
+    "a tiktok of",
+    "a reel about",
+    "a reel of",
+    "a short about",
+    "a youtube short",
+    "an ad for",
+    "a promo for",
+    "сделай видео",
+    "сделай ролик",
+    "сними видео",
+    "сними ролик",
+    "создай видео",
+    "создай ролик",
+    "сгенерируй видео",
+    "сгенерируй ролик",
+    "видео про",
+    "видео о ",
+    "видео с ",
+    "ролик про",
+    "ролик о ",
+    "клип про",
+    "тикток про",
+    "рилс про",
+)
+# Words that ask for a still image (or something else) rather than a video keep today's hint.
+NOT_VIDEO_REQUEST: tuple[str, ...] = (
+    "an image",
+    "a picture",
+    "a photo of",
+    "a drawing",
+    "a logo",
+    "картинк",
+    "изображени",
+    "фото ",
+    "рисунок",
+    "логотип",
+)
+
+
+def asks_for_video(words: str) -> bool:
+    """Whether plain text asks for a video made from words."""
+    text = " ".join(words.lower().split()) + " "
+    if any(phrase in text for phrase in NOT_VIDEO_REQUEST):
+        return False
+    return any(phrase in text for phrase in VIDEO_REQUEST_WORDS)

@@ -61,6 +61,7 @@ class JobKind(StrEnum):
     EXTEND = "extend"
     MUSIC = "music"
     MIX = "mix"  # the user's own audio under a clip
+    TEXT = "text"  # a video made from the user's words alone
 
 
 @dataclass

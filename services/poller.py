@@ -72,6 +72,10 @@ class PollerConfig:
 REFUSED_BEFORE_ACCEPTANCE = frozenset({"model_unavailable", "invalid_input"})
 
 
+# Params that the conversation keeps for itself (the card, the swap of prompts), not model options.
+CONVERSATION_PARAMS = frozenset({"duration", "aspect", "as_file", "words", "crafted"})
+
+
 def job_spec(job: Job, inputs: dict[str, str]) -> JobSpec:
     """What the provider is asked to do for ``job``: model, words, uploaded inputs, options."""
     return JobSpec(
@@ -80,7 +84,7 @@ def job_spec(job: Job, inputs: dict[str, str]) -> JobSpec:
         inputs=inputs,
         duration=job.duration,
         aspect=job.aspect,
-        options={k: v for k, v in job.params.items() if k not in {"duration", "aspect", "as_file"}},
+        options={k: v for k, v in job.params.items() if k not in CONVERSATION_PARAMS},
     )
 
 
@@ -339,6 +343,8 @@ class Poller:
         """Upload the job's files (the bytes, never a Telegram URL) under their roles."""
         if job.params.get("source_request_id"):
             return {"chained": "1"}  # the provider continues its own earlier result
+        if job.kind == JobKind.TEXT:
+            return {}  # made from words alone
         provider = self.providers.get(job.provider)
         files = {"image" if job.kind == JobKind.ANIMATE else "video": job.input_path}
         if job.params.get("audio_path"):

@@ -11,16 +11,17 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
 
-from services import views
-from services.catalogue import Model, ModelKind, get_model, models_for, pick_model
+from services import text_video, views
+from services.catalogue import ModelKind, get_model, models_for, pick_model
+from services.choices import first_offered, fit_params, next_option
 from services.clips import Clips
 from services.credits import Credits
 from services.errors import MessengerError, QuotaExceeded, StudioError, UserInputError
 from services.inbound import InboundImage, InboundMedia, Kind, fetch_image, identify
 from services.intents import (
     MOTION_PRESETS,
+    asks_for_video,
     aspect_for_size,
     parse_animation,
     wants_no_confirmation,
@@ -28,6 +29,7 @@ from services.intents import (
 )
 from services.jobs import ACTIVE_STATES, Job, JobKind, JobState
 from services.preferences import Preferences
+from services.prompt_craft import PromptCrafter
 from services.providers.base import ProviderSet, Submission
 from services.safety import screen
 from services.storage.repositories import Clock, JobRepository, MediaRepository, UserRepository
@@ -36,7 +38,6 @@ from services.texts import text
 
 log = logging.getLogger(__name__)
 S = JobState
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Studio:
         download_limit: int,
         clock: Clock,
         media: MediaRepository,
+        crafter: PromptCrafter,
         max_running: int = 2,
     ) -> None:
         self.jobs = jobs
@@ -76,6 +78,7 @@ class Studio:
         self.download_limit = download_limit
         self.clock = clock
         self.max_running = max_running
+        self.crafter = crafter
         self.clips = Clips(self, media, data_dir)
 
     async def say(
@@ -186,11 +189,11 @@ class Studio:
         prompt = without_commands(caption)
         wish = parse_animation(prompt)
         params: dict[str, object] = {"motion": wish.motion, "as_file": prefs.as_file}
-        params["duration"] = _first_offered(
+        params["duration"] = first_offered(
             model.durations, [wish.duration, prefs.duration], model.durations[0]
         )
         # Without a wish or a setting, the shape follows the photo (filled in by the caller).
-        aspect = _first_offered(
+        aspect = first_offered(
             model.aspects or ("16:9", "9:16", "1:1"), [wish.aspect, prefs.aspect]
         )
         if aspect is not None:
@@ -225,6 +228,58 @@ class Studio:
         allowance = await self.credits.allowance(job.user_id)
         body, keyboard = views.card(job, allowance.available)
         await self.messenger.edit_text(job.chat_id, message_id, body, keyboard)
+
+    # --- words arrive ----------------------------------------------------------------------
+
+    async def receive_text(
+        self, user: ChatUser, message_id: int, words: str, reply_to: int | None
+    ) -> None:
+        """Plain text: the prompt for a waiting photo, a request for a video, or a hint."""
+        if await self.describe(user, words, reply_to):
+            return
+        if asks_for_video(words):
+            await self.request_video(user, message_id, words)
+            return
+        await self.say(user, "text_hint")
+
+    async def request_video(self, user: ChatUser, message_id: int, words: str) -> None:
+        """Words that ask for a video: a card with the prompt crafted from them, or go."""
+        if await self.jobs.by_source(user.chat_id, message_id) is not None:
+            return  # the same message delivered twice: it already has its answer
+        refusal = screen(words)
+        if refusal:
+            await self.say(user, refusal, reply_to=message_id)
+            return
+        provider = self.providers.main.name
+        prefs = await self.preferences(user.id)
+        try:
+            model = pick_model(provider, ModelKind.TEXT_TO_VIDEO, prefs.model, prefs.quality)
+        except LookupError:
+            # The local studio animates pictures; it cannot invent one from words.
+            await self.say(user, "text_video_needs_key", reply_to=message_id)
+            return
+        shape = text_video.shape_for(words, model, prefs)
+        # A configured LLM may take a few seconds: "typing…" says the words were heard.
+        async with self.messenger.typing(user.chat_id):
+            crafted = await self.crafter.craft(words, user.language, shape.aspect, shape.duration)
+        draft = text_video.draft(
+            user_id=user.id,
+            chat_id=user.chat_id,
+            language=user.language,
+            message_id=message_id,
+            words=words,
+            model=model,
+            shape=shape,
+            crafted=crafted.prompt,
+            as_file=prefs.as_file,
+        )
+        job, created = await self.jobs.create(draft)
+        if not created:
+            return
+        if prefs.skip_confirm or wants_no_confirmation(words):
+            await self.start_now(job, user, reply_to=message_id)
+        else:
+            await self.send_card(job, reply_to=message_id)
 
     async def describe(self, user: ChatUser, words: str, reply_to: int | None) -> bool:
         """Text from the user: the prompt for a photo waiting for one. False if none waits."""
@@ -292,12 +347,18 @@ class Studio:
         if pressed.action == "m" and pressed.arg in MOTION_PRESETS:
             params["motion"] = pressed.arg
         elif pressed.action == "dur":
-            params["duration"] = _next(model.durations, job.duration)
+            params["duration"] = next_option(model.durations, job.duration)
         elif pressed.action == "asp":
-            params["aspect"] = _next(model.aspects, job.aspect)
+            params["aspect"] = next_option(model.aspects, job.aspect)
+        elif pressed.action == "own" and job.kind == JobKind.TEXT:
+            await self.jobs.update(
+                job.id, prompt=text_video.swapped_prompt(job), card_message_id=message_id
+            )
+            await self.refresh_card(await self.reload(job), message_id)
+            return None
         elif pressed.action == "mdl":
-            model = _next(tuple(models_for(model.provider, model.kind)), model)
-            params = _fit_params(params, model)
+            model = next_option(tuple(models_for(model.provider, model.kind)), model)
+            params = fit_params(params, model)
         else:
             return text(lang, "button_expired")
         await self.jobs.update(
@@ -357,7 +418,8 @@ class Studio:
         return {**reset, "needed": exc.needed, "available": exc.available}
 
     async def _again(self, job: Job) -> str | None:
-        if not job.input_path or not Path(job.input_path).is_file():
+        needs_file = job.kind != JobKind.TEXT
+        if needs_file and (not job.input_path or not Path(job.input_path).is_file()):
             return text(job.language, "button_expired")
         clone = replace(
             job,
@@ -435,31 +497,3 @@ class Studio:
         else:
             await self.say(user, "canceled")
         return None
-
-
-def _next(options: tuple[T, ...], current: T) -> T:
-    """The option after ``current``, wrapping around (a button that cycles values)."""
-    if current not in options:
-        return options[0]
-    return options[(options.index(current) + 1) % len(options)]
-
-
-def _first_offered(
-    offered: tuple[T, ...], wishes: list[T | None], default: T | None = None
-) -> T | None:
-    """The first wish the model offers, else ``default``."""
-    for wish in wishes:
-        if wish is not None and wish in offered:
-            return wish
-    return default
-
-
-def _fit_params(params: dict[str, object], model: Model) -> dict[str, object]:
-    """Keep a draft's length and shape valid for a newly chosen model."""
-    fitted = dict(params)
-    duration = int(str(params.get("duration", model.durations[0])))
-    if duration not in model.durations:
-        fitted["duration"] = min(model.durations, key=lambda d: abs(d - duration))
-    if model.aspects and params.get("aspect") not in model.aspects:
-        fitted["aspect"] = model.aspects[0]
-    return fitted

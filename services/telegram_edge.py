@@ -222,6 +222,10 @@ class Messenger:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def typing(self, chat_id: int) -> contextlib.AbstractAsyncContextManager[None]:
+        """ "typing…" while a slow answer is being worked out; never waits for a slot."""
+        return self.chat_action(chat_id, ChatAction.TYPING, patience=0.0)
+
     async def send_video(
         self,
         chat_id: int,

@@ -28,6 +28,8 @@ TEXTS: dict[str, dict[str, str]] = {
             "3. I keep one status message up to date and send the video here.\n\n"
             "Camera moves: zoom in, zoom out, pan left/right/up/down.\n"
             "Length: 5 or 10 seconds. Shape: 16:9, 9:16 (TikTok, Reels) or 1:1.\n\n"
+            "Or write what to film, e.g. <i>make a video of a fox in the snow, vertical</i>: "
+            "I turn it into a cinematic prompt and show it on the card first.\n\n"
             "Add <i>just do it</i> to a caption to skip the card.\n\n"
             "/status — what is running · /history — your videos · /credits — what is left today\n"
             "/models — models and prices · /settings — defaults, language\n"
@@ -35,7 +37,8 @@ TEXTS: dict[str, dict[str, str]] = {
         ),
         "text_hint": (
             "Send me a photo with a caption and I will animate it, "
-            "e.g. <i>zoom out slowly, vertical</i>. /help has more."
+            "e.g. <i>zoom out slowly, vertical</i>. Or ask for a video in words: "
+            "<i>make a video of a fox in the snow</i>. /help has more."
         ),
         "other_hint": "I work with photos and clips. Send a photo to animate it.",
         "ask_motion": (
@@ -52,6 +55,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "details_music": "A generated soundtrack · mood: {mood}",
         "details_music_ai": "Sound made to match the picture",
         "details_mix": "Your audio under the clip",
+        "details_text": "Length: {duration} s · Shape: {aspect}",
+        "details_text_crafted": "Length: {duration} s · Shape: {aspect}\n"
+        "The prompt below is written from your words; ✍ sends your own words instead.",
+        "text_video_needs_key": (
+            "Making a video from words alone needs a video model, and this bot runs without one "
+            "(its operator can add a muapi.ai or fal.ai key). What I can do here: send a photo "
+            "with what should happen, e.g. <i>slow zoom in, vertical</i>, and I'll animate it."
+        ),
         "effect_slow_tail": "slow-motion tail",
         "effect_boomerang": "boomerang",
         "effect_hold_push": "hold and push in",
@@ -92,6 +103,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "what_extend": "Extend clip",
         "what_music": "Add sound",
         "what_mix": "Your audio on the clip",
+        "what_text": "Video from your words",
+        "models_text_head": "\n<b>From words</b> (text to video):",
         "motion_zoom_in": "zoom in",
         "motion_zoom_out": "zoom out",
         "motion_pan_left": "pan left",
@@ -205,6 +218,8 @@ TEXTS: dict[str, dict[str, str]] = {
         ),
         "busy_short": "Too many running; wait or /cancel.",
         "btn_model": "🎬 Model",
+        "btn_own_words": "✍ My words",
+        "btn_crafted": "✨ Crafted prompt",
         "btn_again": "↻ Again",
         "btn_as_file": "📎 As file",
         "btn_send_again": "Send #{id} again",

@@ -108,6 +108,11 @@ def card(job: Job, available: int) -> tuple[str, Keyboard]:
     keyboard: Keyboard = [[(text(lang, "btn_generate"), button(job.id, "go"))]]
     if options:
         keyboard.append(options)
+    if job.kind == JobKind.TEXT and job.params.get("crafted") != job.params.get("words"):
+        # Either the crafted prompt or the user's own words, one press apart.
+        mine = job.prompt == job.params.get("words")
+        label = "btn_crafted" if mine else "btn_own_words"
+        keyboard.append([(text(lang, label), button(job.id, "own"))])
     keyboard.append([(text(lang, "btn_cancel"), button(job.id, "x"))])
     return clip(body, TEXT_LIMIT), keyboard
 
@@ -137,6 +142,10 @@ def details(job: Job) -> str:
         )
     if job.kind == JobKind.MUSIC:
         return text(lang, "details_music_ai")
+    if job.kind == JobKind.TEXT:
+        crafted = job.prompt == job.params.get("crafted") and job.prompt != job.params.get("words")
+        key = "details_text_crafted" if crafted else "details_text"
+        return text(lang, key, duration=job.duration, aspect=job.aspect)
     return text(lang, "details_mix")
 
 

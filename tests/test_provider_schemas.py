@@ -22,6 +22,8 @@ from services.catalogue import (
     Model,
     ModelKind,
     chained_extend_for,
+    default_model,
+    fallback_after,
     get_model,
     model_for_clip,
     models_for,
@@ -32,9 +34,10 @@ from services.intents import MOTION_PRESETS
 from services.jobs import Job, JobKind, JobState
 from services.media_effects import MOODS
 from services.poller import job_spec
-from services.providers.base import Submission
+from services.providers.base import JobSpec, Submission
 from services.providers.fal import FalProvider
 from services.providers.muapi import MuapiProvider
+from services.providers.payloads import build_payload
 from tests.fakes.fal import FakeFal
 from tests.fakes.muapi import FakeMuapi
 from tests.fakes.provider_common import FAKE_MP4
@@ -320,3 +323,158 @@ async def test_a_payload_outside_the_schema_is_an_input_refusal_to_the_bot(
             await client.submit(dataclasses.replace(job_spec(case, {"image": "u"}), model=broken))
     assert refused.value.reason == "invalid_input" and "HTTP 422" in str(refused.value)
     assert fake.accepted_submits() == []
+
+
+# --- text to video ----------------------------------------------------------------------------
+# Built as the JobSpec the conversation side will queue (words, a length, a shape, no inputs),
+# then sent through the real provider client to the strict fakes.
+
+T2V = ModelKind.TEXT_TO_VIDEO
+FOX = "A fox runs through snow."
+KLING_T2V = "fal-ai/kling-video/v2.5-turbo/pro/text-to-video"
+
+
+def text_specs(provider: str) -> Iterator[tuple[str, JobSpec]]:
+    """Every length and shape the bot can ask a text-to-video model for: words only, no inputs."""
+    for model in models_for(provider, T2V):
+        # Models without an aspect field pick their own frame: the job may carry any shape.
+        for duration in model.durations:
+            for aspect in model.aspects or PHOTO_SHAPES:
+                spec = JobSpec(model, FOX, {}, duration, aspect, {})
+                yield f"{model.key} {duration}s {aspect}", spec
+
+
+def provider_client(
+    provider: str, fake: FakeMuapi | FakeFal, http: httpx.AsyncClient
+) -> MuapiProvider | FalProvider:
+    if provider == "muapi":
+        return MuapiProvider(http, api_key=KEY, base_url=fake.root)
+    return FalProvider(http, key=KEY, queue_url=fake.root, rest_url=fake.root)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_every_text_to_video_the_bot_can_choose_is_accepted(
+    provider: str, http: httpx.AsyncClient
+) -> None:
+    specs = list(text_specs(provider))
+    assert specs, f"{provider} offers no text-to-video model"
+    async with FakeMuapi(KEY) if provider == "muapi" else FakeFal(KEY) as fake:
+        client = provider_client(provider, fake, http)
+        refused: list[str] = []
+        for name, spec in specs:
+            before = len(fake.submits)
+            try:
+                submission = await client.submit(spec)
+            except ProviderPermanent as exc:
+                refused.append(f"{name}: {exc}")
+                continue
+            assert [s.accepted for s in fake.submits[before:]] == [True], name
+            assert submission.external_id
+            payload = fake.submits[-1].payload
+            assert payload["prompt"] == FOX, name
+            assert not any(k.endswith(("_url", "_list")) for k in payload), name  # no media input
+            if spec.model.fields.get("aspect", True):
+                assert payload["aspect_ratio"] == spec.aspect, name
+            else:
+                assert "aspect_ratio" not in payload, name
+    assert not refused, "refused by the provider's schema:\n" + "\n".join(refused)
+
+
+def test_text_to_video_durations_are_written_as_each_provider_wants() -> None:
+    def payload(key: str, duration: int) -> dict[str, Any]:
+        return build_payload(JobSpec(get_model(key), FOX, {}, duration, "16:9", {}))
+
+    assert payload("fal-kling-2.5-turbo-t2v", 10)["duration"] == "10"
+    assert payload("fal-veo-3.1-fast-t2v", 8)["duration"] == "8s"
+    assert payload("fal-hailuo-02-t2v", 6) == {"prompt": FOX, "duration": "6"}
+    assert payload("muapi-kling-2.5-turbo-t2v", 5) == {
+        "prompt": FOX,
+        "duration": 5,
+        "aspect_ratio": "16:9",
+    }
+    # Veo 3 on muapi has no duration field: it always makes 8 s.
+    assert payload("muapi-veo3-fast-t2v", 8) == {"prompt": FOX, "aspect_ratio": "16:9"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "error"),
+    [
+        # Kling on fal wants "5"/"10": an integer length is a type error.
+        ({"prompt": FOX, "duration": 5}, "duration", "type_error.str"),
+        ({"prompt": FOX, "duration": "7"}, "duration", "value_error.const"),
+        ({"prompt": FOX, "aspect_ratio": "4:3"}, "aspect_ratio", "value_error.const"),
+        ({"prompt": FOX, "image_url": "u"}, "image_url", "value_error.extra"),
+        ({"duration": "5"}, "prompt", "value_error.missing"),
+    ],
+)
+async def test_fal_refuses_a_wrong_text_to_video_body_with_its_422(
+    body: dict[str, Any], field: str, error: str, http: httpx.AsyncClient
+) -> None:
+    async with FakeFal(KEY) as fake:
+        r = await http.post(
+            f"{fake.root}/{KLING_T2V}", json=body, headers={"Authorization": f"Key {KEY}"}
+        )
+    assert r.status_code == 422
+    assert r.json()["detail"][0] == {
+        "loc": ["body", field],
+        "msg": r.json()["detail"][0]["msg"],
+        "type": error,
+    }
+
+
+async def test_muapi_refuses_a_wrong_text_to_video_body_with_its_422(
+    http: httpx.AsyncClient,
+) -> None:
+    headers = {"x-api-key": KEY}
+    async with FakeMuapi(KEY) as fake:
+        as_text = await http.post(
+            f"{fake.api_url}/kling-v2.5-turbo-pro-t2v",
+            json={"prompt": FOX, "duration": "5"},
+            headers=headers,
+        )
+        veo_length = await http.post(
+            f"{fake.api_url}/veo3-fast-text-to-video",
+            json={"prompt": FOX, "duration": 8},
+            headers=headers,
+        )
+    assert as_text.status_code == veo_length.status_code == 422
+    assert as_text.json()["detail"] == [
+        {"loc": ["body", "duration"], "msg": "Input should be a valid integer", "type": "int_type"}
+    ]
+    assert veo_length.json()["detail"][0]["type"] == "extra_forbidden"
+
+
+async def test_an_integer_length_to_fal_kling_is_an_input_refusal_to_the_bot(
+    http: httpx.AsyncClient,
+) -> None:
+    model = get_model("fal-kling-2.5-turbo-t2v")
+    broken = dataclasses.replace(model, fields={**model.fields, "duration": "int"})
+    async with FakeFal(KEY) as fake:
+        client = provider_client("fal", fake, http)
+        with pytest.raises(ProviderPermanent) as refused:
+            await client.submit(JobSpec(broken, FOX, {}, 5, "16:9", {}))
+    assert refused.value.reason == "invalid_input" and "HTTP 422" in str(refused.value)
+    assert "duration" in str(refused.value) and fake.accepted_submits() == []
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_provider_has_a_text_to_video_default_and_fallbacks(provider: str) -> None:
+    offered = models_for(provider, T2V)
+    default = default_model(provider, T2V)
+    assert default.key == f"{provider}-kling-2.5-turbo-t2v" and default is offered[0]
+    assert pick_model(provider, T2V, None, "quality") is default
+    assert pick_model(provider, T2V, None, "fast").tier == "fast"
+    # A refused or vanished default falls back along the catalogue, staying text-to-video.
+    following = fallback_after(default)
+    assert following is offered[1]
+    assert following.kind == T2V and following.provider == provider
+    chain = [default]
+    while (after := fallback_after(chain[-1])) is not None:
+        chain.append(after)
+    assert chain == offered
+
+
+def test_the_local_studio_offers_no_text_to_video() -> None:
+    assert models_for("local", T2V) == []
+    with pytest.raises(LookupError):
+        pick_model("local", T2V, None, "quality")

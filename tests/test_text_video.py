@@ -1,0 +1,214 @@
+"""Words in, video out: text-to-video on muapi and fal, with the prompt crafted on the card."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.jobs import JobKind, JobState
+from tests.conftest import USER, data_for, delivered_jobs, make_settings, reply_to, running_bot
+from tests.fakes.fal import FakeFal
+from tests.fakes.llm import FakeLLM
+from tests.fakes.muapi import FakeMuapi
+from tests.fakes.provider_common import Scenario
+from tests.fakes.telegram import FakeTelegram
+from tests.media_factory import make_video
+
+MUAPI_KEY = "muapi-test-key-t2v-0123456789"
+FAL_KEY = "fal-test-key-t2v-0123:secret"
+LLM_KEY = "sk-llm-test-key-0123456789"
+MUAPI_T2V = "kling-v2.5-turbo-pro-t2v"
+FAL_T2V = "fal-ai/kling-video/v2.5-turbo/pro/text-to-video"
+
+
+@pytest.fixture(scope="module")
+def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_video(tmp_path_factory.mktemp("t2v") / "out.mp4", seconds=2.0)
+
+
+@pytest.fixture
+async def muapi(output: Path) -> AsyncIterator[FakeMuapi]:
+    async with FakeMuapi(api_key=MUAPI_KEY) as fake:
+        fake.scenario = Scenario(output=output, polls_before_done=1)
+        yield fake
+
+
+@pytest.fixture
+async def fal(output: Path) -> AsyncIterator[FakeFal]:
+    async with FakeFal(key=FAL_KEY) as fake:
+        fake.scenario = Scenario(output=output, polls_before_done=1)
+        yield fake
+
+
+def on_muapi(tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path, **extra: Any) -> Any:
+    return make_settings(
+        tg,
+        tmp_path,
+        muapi_api_key=MUAPI_KEY,
+        muapi_base_url=muapi.root,
+        poll_interval_seconds=0.2,
+        **extra,
+    )
+
+
+def card_text(tg: FakeTelegram, card_id: int) -> str:
+    message = tg.message(USER, card_id)
+    return (message.text_plain or "") if message else ""
+
+
+def plain(tg: FakeTelegram) -> str:
+    return "\n".join(m.text_plain or m.caption_plain or "" for m in tg.messages(USER))
+
+
+async def test_words_get_a_card_with_a_crafted_prompt_and_the_users_words_can_go_instead(
+    tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path
+) -> None:
+    words = "make a video of a sunset over Miami for TikTok"
+    async with running_bot(on_muapi(tg, muapi, tmp_path)) as app:
+        card_id = await reply_to(tg, tg.user_message(USER, text=words))
+        card = card_text(tg, card_id)
+        assert "Video from your words" in card and "100 credits" in card
+        assert "9:16" in card  # TikTok's shape
+        crafted = card.split("Prompt: ")[1].split("\n")[0]
+        assert "sunset" in crafted.lower() and crafted != words
+        assert "tiktok" not in crafted.lower()  # the platform is for the bot, not the model
+        assert muapi.submits == []  # nothing is spent before Generate
+
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "own"))
+        await tg.wait_for(lambda: f"Prompt: {words}" in card_text(tg, card_id))
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await tg.wait_for(lambda: tg.videos(USER), timeout=30)
+        (job,) = await delivered_jobs(app, USER)
+        ledger = await app.bot_data["services"].studio.credits.ledger.entries(job.id)
+    (submit,) = muapi.accepted_submits()
+    assert submit.endpoint == MUAPI_T2V
+    assert submit.payload["prompt"] == words
+    assert submit.payload["aspect_ratio"] == "9:16"
+    assert not {"image_url", "images_list"} & set(submit.payload)
+    assert job.kind == JobKind.TEXT and len(tg.videos(USER)) == 1
+    assert ledger == [("reserve", 100), ("keep", 100)]
+
+
+async def test_russian_words_on_fal_send_the_crafted_prompt_and_fal_types(
+    tg: FakeTelegram, fal: FakeFal, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        tg,
+        tmp_path,
+        fal_key=FAL_KEY,
+        fal_queue_url=fal.root,
+        fal_rest_url=fal.root,
+        poll_interval_seconds=0.2,
+    )
+    async with running_bot(settings):
+        message = tg.user_message(
+            USER, text="сделай видео про лису в снегу, 10 секунд", language_code="ru"
+        )
+        card_id = await reply_to(tg, message)
+        card = card_text(tg, card_id)
+        assert "Видео по описанию" in card and "10 с" in card
+        crafted = card.split("Запрос: ")[1].split("\n")[0]
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await tg.wait_for(lambda: tg.videos(USER), timeout=30)
+    (submit,) = fal.accepted_submits()
+    assert submit.endpoint == FAL_T2V
+    assert submit.payload["duration"] == "10"  # fal's Kling takes the length as a string
+    assert submit.payload["prompt"] == crafted
+    assert "лису в снегу" in crafted.lower() and "10 секунд" not in crafted
+
+
+async def test_an_unavailable_text_model_falls_back_to_the_next_and_charges_the_quote(
+    tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path
+) -> None:
+    muapi.scenario.submit_errors = [(404, {"detail": "Model not found"}, {})]
+    async with running_bot(on_muapi(tg, muapi, tmp_path)) as app:
+        card_id = await reply_to(tg, tg.user_message(USER, text="a video of a fox in the snow"))
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await tg.wait_for(lambda: tg.videos(USER), timeout=30)
+        (job,) = await delivered_jobs(app, USER)
+        ledger = await app.bot_data["services"].studio.credits.ledger.entries(job.id)
+    assert "unavailable" in plain(tg)
+    assert muapi.submits[0].endpoint == MUAPI_T2V
+    (accepted,) = muapi.accepted_submits()
+    assert accepted.endpoint != MUAPI_T2V and "t2v" in accepted.endpoint
+    assert ledger == [("reserve", 100), ("keep", 100)]
+
+
+async def test_just_do_it_skips_the_card(
+    tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path
+) -> None:
+    async with running_bot(on_muapi(tg, muapi, tmp_path)):
+        tg.user_message(USER, text="make a video of waves on a beach, just do it")
+        await tg.wait_for(lambda: tg.videos(USER), timeout=30)
+    assert len(muapi.accepted_submits()) == 1
+    assert "just do it" not in muapi.accepted_submits()[0].payload["prompt"]
+
+
+async def test_the_local_studio_says_what_a_key_would_add_and_spends_nothing(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    async with running_bot(make_settings(tg, tmp_path)) as app:
+        tg.user_message(USER, text="make a video of a sunset over Miami")
+        await tg.wait_for(lambda: "needs a video model" in plain(tg))
+        counts = await app.bot_data["services"].jobs.count_by_state()
+    assert sum(counts.values()) == 0
+    assert "send a photo" in plain(tg)
+
+
+@pytest.mark.parametrize("words", ["hello there", "generate an image of a cat", "thanks!"])
+async def test_words_that_do_not_ask_for_a_video_get_the_hint(
+    tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path, words: str
+) -> None:
+    async with running_bot(on_muapi(tg, muapi, tmp_path)) as app:
+        tg.user_message(USER, text=words)
+        await tg.wait_for(lambda: "Send me a photo" in plain(tg))
+        counts = await app.bot_data["services"].jobs.count_by_state()
+    assert sum(counts.values()) == 0 and muapi.submits == []
+
+
+async def test_a_configured_llm_writes_the_prompt_and_never_sees_the_keys(
+    tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path
+) -> None:
+    async with FakeLLM(api_key=LLM_KEY) as llm:
+        llm.reply = json.dumps({"prompt": "A red fox trots through deep snow, low tracking shot."})
+        settings = on_muapi(
+            tg,
+            muapi,
+            tmp_path,
+            llm_base_url=f"{llm.root}/v1",
+            llm_api_key=LLM_KEY,
+            llm_model="test-model",
+        )
+        async with running_bot(settings):
+            card_id = await reply_to(tg, tg.user_message(USER, text="a video of a fox in snow"))
+            assert "low tracking shot" in card_text(tg, card_id)
+            tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+            await tg.wait_for(lambda: tg.videos(USER), timeout=30)
+        (request,) = llm.requests
+    sent = json.dumps(request.body) + json.dumps(request.headers)
+    assert MUAPI_KEY not in sent and "7000000001" not in sent  # only the LLM's own key goes
+    assert request.headers.get("authorization") == f"Bearer {LLM_KEY}"
+    assert "fox" in request.user_message()
+    assert muapi.accepted_submits()[0].payload["prompt"].startswith("A red fox trots")
+
+
+async def test_the_card_keeps_working_after_a_restart(
+    tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path
+) -> None:
+    # The card's buttons work after a restart: the prompts live in the job row.
+    settings = on_muapi(tg, muapi, tmp_path)
+    async with running_bot(settings):
+        card_id = await reply_to(tg, tg.user_message(USER, text="a video of a lighthouse at night"))
+    async with running_bot(settings) as app:
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "own"))
+        mine = "Prompt: a video of a lighthouse at night"
+        await tg.wait_for(lambda: mine in card_text(tg, card_id))
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await tg.wait_for(lambda: tg.videos(USER), timeout=30)
+        (job,) = await delivered_jobs(app, USER)
+    assert job.state == JobState.DELIVERED
+    assert muapi.accepted_submits()[0].payload["prompt"] == "a video of a lighthouse at night"
