@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from bench import burst, crowd, delivery_memory, idle, polling, reencode
+from bench import burst, crowd, delivery_memory, idle, polling, reencode, stitch
 
 
 async def run_all(quick: bool) -> None:
@@ -20,6 +20,7 @@ async def run_all(quick: bool) -> None:
                                         baseline_cap=5 if quick else 25)),
         ("delivery_memory", lambda: delivery_memory.run(quick)),
         ("reencode", lambda: reencode.run(quick)),
+        ("stitch", lambda: stitch.run(quick)),
         ("burst", lambda: burst.run(30 if quick else 100)),
         ("crowd", lambda: crowd.run([30] if quick else [30, 100])),
         ("idle", lambda: idle.run(quick)),

@@ -99,8 +99,10 @@ async def one_burst(people: int, sends_per_second: int | None, folder: Path) -> 
                 await asyncio.sleep(0.01)
             acked = max(acked_at.values()) - start if len(acked_at) == people else None
             try:
+                # The naive bot loses some videos for good: a minute tells enough of its story.
+                patience = 60 if sends_per_second else 300
                 done: float | None = await wait_until(
-                    lambda: all(tg.videos(uid) for uid in users), 300, what="every video"
+                    lambda: all(tg.videos(uid) for uid in users), patience, what="every video"
                 )
             except TimeoutError:
                 done = None

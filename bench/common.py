@@ -273,7 +273,7 @@ def _fmt(value: float | None) -> str:
 
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-ORDER = ["polling", "delivery_memory", "reencode", "burst", "crowd", "idle"]
+ORDER = ["polling", "delivery_memory", "reencode", "stitch", "burst", "crowd", "idle"]
 
 
 def render_readme() -> None:
