@@ -139,6 +139,30 @@ SKIP_CONFIRM_WORDS: tuple[str, ...] = (
 )
 
 
+# Words that ask for the fast (cheaper, quicker) mode for this one request, whatever /settings says.
+FAST_WORDS: tuple[str, ...] = (
+    "quick video",
+    "quick draft",
+    "quick clip",
+    "a draft",
+    "rough draft",
+    "preview",
+    "fast mode",
+    "cheap version",
+    "быстрое видео",
+    "быстрый ролик",
+    "черновик",
+    "превью",
+    "по-быстрому",
+)
+
+
+def wants_fast(prompt: str) -> bool:
+    """Whether the words ask for the fast mode ("a quick draft", "черновик")."""
+    text = " ".join(prompt.lower().split())
+    return any(phrase in text for phrase in FAST_WORDS)
+
+
 def wants_no_confirmation(prompt: str) -> bool:
     """Whether the caption says to go ahead without the card."""
     text = " ".join(prompt.lower().split())

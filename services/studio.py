@@ -24,6 +24,7 @@ from services.intents import (
     asks_for_video,
     aspect_for_size,
     parse_animation,
+    wants_fast,
     wants_no_confirmation,
     without_commands,
 )
@@ -183,8 +184,13 @@ class Studio:
         path: Path,
         prefs: Preferences,
     ) -> Job:
+        # "A quick draft" asks for the fast mode this once, over the model chosen in /settings.
+        fast = wants_fast(caption)
         model = pick_model(
-            self.providers.main.name, ModelKind.IMAGE_TO_VIDEO, prefs.model, prefs.quality
+            self.providers.main.name,
+            ModelKind.IMAGE_TO_VIDEO,
+            None if fast else prefs.model,
+            "fast" if fast else prefs.quality,
         )
         prompt = without_commands(caption)
         wish = parse_animation(prompt)
@@ -253,7 +259,13 @@ class Studio:
         provider = self.providers.main.name
         prefs = await self.preferences(user.id)
         try:
-            model = pick_model(provider, ModelKind.TEXT_TO_VIDEO, prefs.model, prefs.quality)
+            fast = wants_fast(words)
+            model = pick_model(
+                provider,
+                ModelKind.TEXT_TO_VIDEO,
+                None if fast else prefs.model,
+                "fast" if fast else prefs.quality,
+            )
         except LookupError:
             # The local studio animates pictures; it cannot invent one from words.
             await self.say(user, "text_video_needs_key", reply_to=message_id)

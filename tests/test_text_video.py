@@ -138,6 +138,23 @@ async def test_an_unavailable_text_model_falls_back_to_the_next_and_charges_the_
     assert ledger == [("reserve", 100), ("keep", 100)]
 
 
+@pytest.mark.parametrize(
+    ("words", "endpoint"),
+    [
+        ("a quick draft video of a cat on a sofa", "minimax-hailuo-02-standard-t2v"),
+        ("a video of a cat on a sofa", MUAPI_T2V),
+    ],
+)
+async def test_draft_words_pick_the_fast_mode(
+    tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path, words: str, endpoint: str
+) -> None:
+    async with running_bot(on_muapi(tg, muapi, tmp_path)):
+        card_id = await reply_to(tg, tg.user_message(USER, text=words))
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await tg.wait_for(lambda: muapi.accepted_submits(), timeout=20)
+    assert muapi.accepted_submits()[0].endpoint == endpoint
+
+
 async def test_just_do_it_skips_the_card(
     tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path
 ) -> None:
