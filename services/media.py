@@ -292,7 +292,8 @@ async def _capture(cmd: list[str], limit: float) -> tuple[int, bytes, bytes]:
     return proc.returncode or 0, out, err
 
 
-def _input_arg(path: Path) -> str:
+def input_arg(path: Path) -> str:
+    """A path as an ffmpeg input argument."""
     # Absolute, so a name starting with "-" or containing "proto:" is never misread by ffmpeg.
     return os.path.abspath(path)
 
@@ -301,7 +302,7 @@ async def probe(path: Path, tools: FFmpegTools | None = None) -> MediaInfo:
     """Describe a media file with ffprobe, or by parsing ffmpeg's input banner without it."""
     tools = tools or default_tools()
     size = media_size(path)
-    target = _input_arg(path)
+    target = input_arg(path)
     if tools.ffprobe:
         cmd = [tools.ffprobe, "-v", "error", "-print_format", "json"]
         cmd += ["-show_format", "-show_streams", target]
@@ -327,7 +328,7 @@ async def looks_blank(path: Path, duration: float | None, tools: FFmpegTools | N
     tools = tools or default_tools()
     rate = _SAMPLES / duration if duration and duration > 0 else 1.0
     scale = f"fps={rate:.5f},scale={_SAMPLE_SIDE}:{_SAMPLE_SIDE},format=gray"
-    cmd = [tools.ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-i", _input_arg(path)]
+    cmd = [tools.ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-i", input_arg(path)]
     cmd += ["-map", "0:V:0", "-vf", scale, "-frames:v", str(_SAMPLES), "-f", "rawvideo", "-"]
     code, out, _ = await _capture(cmd, _PROBE_TIMEOUT)
     frame = _SAMPLE_SIDE * _SAMPLE_SIDE
@@ -343,7 +344,8 @@ async def looks_blank(path: Path, duration: float | None, tools: FFmpegTools | N
 
 
 @contextlib.contextmanager
-def _atomic_output(dest: Path) -> Iterator[Path]:
+def atomic_output(dest: Path) -> Iterator[Path]:
+    """A temporary file beside ``dest`` to write into; gone afterwards unless moved into place."""
     fd, name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".part.mp4", dir=dest.parent)
     os.close(fd)
     tmp = Path(name)
@@ -402,8 +404,8 @@ def _motion_filter(motion: str, width: int, height: int, frames: int, fps: int) 
     )
 
 
-_H264_OUT = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-profile:v", "high"]
-_MP4_OUT = ["-movflags", "+faststart", "-sn", "-dn", "-f", "mp4"]
+H264_OUT = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-profile:v", "high"]
+MP4_OUT = ["-movflags", "+faststart", "-sn", "-dn", "-f", "mp4"]
 
 
 async def animate_photo(
@@ -426,13 +428,13 @@ async def animate_photo(
     width, out_height = video_size_for(aspect, height)
     frames = max(1, round(duration * fps))
     graph = _motion_filter(motion, width, out_height, frames, fps)
-    with _atomic_output(dest) as tmp:
+    with atomic_output(dest) as tmp:
         args = [
-            "-i", _input_arg(src), "-map", "0:v:0", "-vf", graph,
+            "-i", input_arg(src), "-map", "0:v:0", "-vf", graph,
             "-frames:v", str(frames), "-r", str(fps), "-an", "-map_metadata", "-1",
-            *_H264_OUT, "-preset", "veryfast", "-crf", "23",
+            *H264_OUT, "-preset", "veryfast", "-crf", "23",
             "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
-            "-color_range", "tv", *_MP4_OUT, str(tmp),
+            "-color_range", "tv", *MP4_OUT, str(tmp),
         ]  # fmt: skip
         await run_ffmpeg(args, duration=frames / fps, on_progress=on_progress, tools=tools)
         os.replace(tmp, dest)
@@ -487,7 +489,7 @@ async def reencode_to_fit(
             reported = min(fraction, 0.99)
             await _notify(on_progress, reported)
 
-    with _atomic_output(dest) as tmp:
+    with atomic_output(dest) as tmp:
         for _attempt in range(2):
             if video_bps < _MIN_VIDEO_BPS:
                 break
@@ -498,11 +500,11 @@ async def reencode_to_fit(
             audio = ["-c:a", "aac", "-b:a", str(audio_bps)] if info.has_audio else ["-an"]
             rate = str(int(video_bps))
             args = [
-                "-i", _input_arg(src), "-map", "0:V:0", "-map", "0:a:0?",
+                "-i", input_arg(src), "-map", "0:V:0", "-map", "0:a:0?",
                 "-vf", f"scale={dims}:flags=bicubic,format=yuv420p", "-fpsmax", str(_MAX_FPS),
-                *_H264_OUT, "-preset", "superfast" if rich else "veryfast",
+                *H264_OUT, "-preset", "superfast" if rich else "veryfast",
                 "-b:v", rate, "-maxrate", rate, "-bufsize", str(int(video_bps * buffer_s)),
-                *audio, *_MP4_OUT, str(tmp),
+                *audio, *MP4_OUT, str(tmp),
             ]  # fmt: skip
             await run_ffmpeg(args, duration=duration, on_progress=progress, tools=tools)
             size = _size_or_zero(tmp)

@@ -15,15 +15,15 @@ from pathlib import Path
 
 from services.errors import MediaError
 from services.media import (
-    _H264_OUT,
-    _MP4_OUT,
+    H264_OUT,
+    MP4_OUT,
     FFmpegTools,
     MediaInfo,
     Progress,
-    _atomic_output,
     _capture,
-    _input_arg,
+    atomic_output,
     default_tools,
+    input_arg,
     parse_ffmpeg_banner,
     run_ffmpeg,
 )
@@ -38,12 +38,12 @@ _MAX_EXTEND_SECONDS = 30.0
 _MAX_SLOWDOWN = 8.0
 _HOLD_ZOOM_PER_SECOND = 0.04
 _ORIGINAL_GAIN = 0.7
-_AUDIO_RATE = 48000
+AUDIO_RATE = 48000
 _PROBE_TIMEOUT = 30.0
-_VIDEO_X264 = [*_H264_OUT, "-preset", "veryfast", "-crf", "20"]
+_VIDEO_X264 = [*H264_OUT, "-preset", "veryfast", "-crf", "20"]
 # Every audio branch is brought to one explicit format: ffmpeg 5.1 (Debian 12) cannot negotiate
 # a channel layout between aresample and apad/concat without it ("Cannot select channel layout").
-_AUDIO_FORMAT = f"aresample={_AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
+AUDIO_FORMAT = f"aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
 _AAC = ["-c:a", "aac", "-b:a", "128k"]
 
 _VIDEO_STREAM_RE = re.compile(r"^\s*Stream #0:\d+\S*: Video: (.*)$", re.MULTILINE)
@@ -63,7 +63,7 @@ async def _inspect(path: Path, tools: FFmpegTools | None) -> _Clip:
     # ffmpeg's banner, not ffprobe: MediaInfo lacks the frame rate and pixel format we need.
     tools = tools or default_tools()
     size = media_size(path)
-    cmd = [tools.ffmpeg, "-hide_banner", "-nostdin", "-i", _input_arg(path)]
+    cmd = [tools.ffmpeg, "-hide_banner", "-nostdin", "-i", input_arg(path)]
     _, _, err = await _capture(cmd, _PROBE_TIMEOUT)
     text = err.decode("utf-8", "replace")
     info = parse_ffmpeg_banner(text, size)
@@ -78,7 +78,7 @@ async def _inspect(path: Path, tools: FFmpegTools | None) -> _Clip:
 _Size = tuple[int, int]
 
 
-def _exactly(source: str, seconds: float, label: str) -> str:
+def exactly(source: str, seconds: float, label: str) -> str:
     """A graph chain giving ``[label]``: ``source`` audio cut or padded with silence to
     exactly ``seconds``.
 
@@ -86,9 +86,9 @@ def _exactly(source: str, seconds: float, label: str) -> str:
     (a clip whose sound ends before the part being extended) leaves apad nothing to time
     itself by, and ffmpeg then writes audio forever.
     """
-    silence = f"anullsrc=r={_AUDIO_RATE}:cl=stereo,atrim=duration={seconds:.3f},{_AUDIO_FORMAT}"
+    silence = f"anullsrc=r={AUDIO_RATE}:cl=stereo,atrim=duration={seconds:.3f},{AUDIO_FORMAT}"
     return (
-        f"{source},{_AUDIO_FORMAT}[{label}_s];{silence}[{label}_z];"
+        f"{source},{AUDIO_FORMAT}[{label}_s];{silence}[{label}_z];"
         f"[{label}_s][{label}_z]concat=n=2:v=0:a=1,atrim=duration={seconds:.3f},"
         f"asetpts=PTS-STARTPTS[{label}]"
     )
@@ -209,24 +209,24 @@ async def extend_clip(
     ]
     maps = ["-map", "[v]"]
     if info.has_audio:
-        graph.append(_exactly("[0:a:0]asetpts=PTS-STARTPTS", duration, "ma"))
+        graph.append(exactly("[0:a:0]asetpts=PTS-STARTPTS", duration, "ma"))
         if ext.audio is not None:
             graph.append(ext.audio.replace("[xa]", "[xa0]"))
-            graph.append(_exactly("[xa0]asetpts=PTS-STARTPTS", seconds, "xa"))
+            graph.append(exactly("[xa0]asetpts=PTS-STARTPTS", seconds, "xa"))
         else:
             graph.append(
-                f"anullsrc=r={_AUDIO_RATE}:cl=stereo,atrim=duration={seconds:.3f},"
-                f"{_AUDIO_FORMAT},asetpts=PTS-STARTPTS[xa]"
+                f"anullsrc=r={AUDIO_RATE}:cl=stereo,atrim=duration={seconds:.3f},"
+                f"{AUDIO_FORMAT},asetpts=PTS-STARTPTS[xa]"
             )
         graph.append("[ma][xa]concat=n=2:v=0:a=1[a]")
         maps += ["-map", "[a]", *_AAC]
-    inputs = ["-i", _input_arg(src)]
+    inputs = ["-i", input_arg(src)]
     for options in ext.inputs:
-        inputs += [*options, "-i", _input_arg(src)]
-    with _atomic_output(dest) as tmp:
+        inputs += [*options, "-i", input_arg(src)]
+    with atomic_output(dest) as tmp:
         args = [
             *inputs, "-filter_complex", ";".join(graph), *maps, *_VIDEO_X264,
-            "-map_metadata", "-1", "-t", f"{total:.3f}", *_MP4_OUT, str(tmp),
+            "-map_metadata", "-1", "-t", f"{total:.3f}", *MP4_OUT, str(tmp),
         ]  # fmt: skip
         await run_ffmpeg(args, duration=total, on_progress=on_progress, tools=tools)
         os.replace(tmp, dest)
@@ -343,7 +343,7 @@ async def generate_soundtrack(
         f"afade=t=in:d={fade_in:.3f}",
         f"afade=t=out:st={seconds - fade_out:.3f}:d={fade_out:.3f}",
     ])  # fmt: skip
-    with _atomic_output(dest) as tmp:
+    with atomic_output(dest) as tmp:
         args = ["-filter_complex", graph, *_M4A_OUT, str(tmp)]
         await run_ffmpeg(args, duration=seconds, on_progress=on_progress, tools=tools)
         os.replace(tmp, dest)
@@ -370,13 +370,13 @@ async def add_soundtrack(
         raise MediaError("cannot add music: the audio file has no sound")
     duration = info.duration
     fade = min(1.0, duration / 2)
-    fit = f"{_AUDIO_FORMAT},apad,atrim=duration={duration:.3f}"
+    fit = f"{AUDIO_FORMAT},apad,atrim=duration={duration:.3f}"
     graph = [
         f"[1:a:0]{fit},volume={music_volume:g},"
         f"afade=t=out:st={duration - fade:.3f}:d={fade:.3f}[music]"
     ]
     if info.has_audio and keep_original:
-        graph.append(_exactly("[0:a:0]asetpts=PTS-STARTPTS", duration, "own0"))
+        graph.append(exactly("[0:a:0]asetpts=PTS-STARTPTS", duration, "own0"))
         graph.append(f"[own0]volume={_ORIGINAL_GAIN}[own]")
         # The limiter catches peaks where loud music meets loud speech; latency keeps sync.
         graph.append(
@@ -392,11 +392,11 @@ async def add_soundtrack(
         video_out = ["-map", "[v]", "-fpsmax", str(_MAX_FPS), *_VIDEO_X264]
     # Looping a file whose length is unknown could spin forever on an empty stream.
     loop = ["-stream_loop", "-1"] if music.info.duration and music.info.duration >= 0.1 else []
-    with _atomic_output(dest) as tmp:
+    with atomic_output(dest) as tmp:
         args = [
-            "-i", _input_arg(video), *loop, "-i", _input_arg(audio),
+            "-i", input_arg(video), *loop, "-i", input_arg(audio),
             "-filter_complex", ";".join(graph), *video_out, "-map", "[a]", *_AAC,
-            "-t", f"{duration:.3f}", *_MP4_OUT, str(tmp),
+            "-t", f"{duration:.3f}", *MP4_OUT, str(tmp),
         ]  # fmt: skip
         await run_ffmpeg(args, duration=duration, on_progress=on_progress, tools=tools)
         os.replace(tmp, dest)

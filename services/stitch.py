@@ -15,17 +15,17 @@ from typing import Literal, get_args
 
 from services.errors import MediaError
 from services.media import (
-    _H264_OUT,
-    _MP4_OUT,
+    H264_OUT,
+    MP4_OUT,
     FFmpegTools,
     MediaInfo,
     Progress,
-    _atomic_output,
-    _input_arg,
+    atomic_output,
+    input_arg,
     probe,
     run_ffmpeg,
 )
-from services.media_effects import _AUDIO_FORMAT, _AUDIO_RATE, _exactly
+from services.media_effects import AUDIO_FORMAT, AUDIO_RATE, exactly
 
 Transition = Literal["cut", "fade"]
 TRANSITIONS: tuple[Transition, ...] = get_args(Transition)
@@ -37,7 +37,7 @@ _MAX_SHORT_SIDE = 720
 _MAX_LONG_SIDE = 1280
 _MAX_FPS = 60
 _MUSIC_FADE_OUT = 1.0
-_VIDEO_X264 = [*_H264_OUT, "-preset", "veryfast", "-crf", "23"]
+_VIDEO_X264 = [*H264_OUT, "-preset", "veryfast", "-crf", "23"]
 _AAC = ["-c:a", "aac", "-b:a", "128k"]
 
 
@@ -77,11 +77,11 @@ def _video_chain(index: int, size: tuple[int, int], fps: int, frames: int) -> st
 
 def _audio_chain(index: int, info: MediaInfo, seconds: float) -> str:
     if info.has_audio:
-        return _exactly(f"[{index}:a:0]asetpts=PTS-STARTPTS", seconds, f"a{index}")
+        return exactly(f"[{index}:a:0]asetpts=PTS-STARTPTS", seconds, f"a{index}")
     # A silent shot still needs sound of its own length, or concat and acrossfade pair the
     # next shot's sound with this shot's picture.
     return (
-        f"anullsrc=r={_AUDIO_RATE}:cl=stereo,atrim=duration={seconds:.6f},{_AUDIO_FORMAT},"
+        f"anullsrc=r={AUDIO_RATE}:cl=stereo,atrim=duration={seconds:.6f},{AUDIO_FORMAT},"
         f"asetpts=PTS-STARTPTS[a{index}]"
     )
 
@@ -99,7 +99,7 @@ def _join(count: int, transition: Transition, fade: float, lengths: list[float])
         lines.append(
             f"{video}[v{k}]xfade=transition=fade:duration={fade:.6f}:offset={offset:.6f}{out_v}"
         )
-        lines.append(f"{audio}[a{k}]acrossfade=d={fade:.6f}:c1=tri:c2=tri,{_AUDIO_FORMAT}{out_a}")
+        lines.append(f"{audio}[a{k}]acrossfade=d={fade:.6f}:c1=tri:c2=tri,{AUDIO_FORMAT}{out_a}")
         video, audio = out_v, out_a
     return lines
 
@@ -107,7 +107,7 @@ def _join(count: int, transition: Transition, fade: float, lengths: list[float])
 def _music_bed(index: int, total: float, volume: float) -> list[str]:
     fade_out = min(_MUSIC_FADE_OUT, total / 4)
     return [
-        f"[{index}:a:0]{_AUDIO_FORMAT},atrim=duration={total:.6f},asetpts=PTS-STARTPTS,"
+        f"[{index}:a:0]{AUDIO_FORMAT},atrim=duration={total:.6f},asetpts=PTS-STARTPTS,"
         f"volume={volume:g},afade=t=out:st={total - fade_out:.6f}:d={fade_out:.6f}[bed]",
         # normalize=0: amix would otherwise halve the shots' own sound to make room for the bed.
         "[aj][bed]amix=inputs=2:duration=first:normalize=0,"
@@ -180,11 +180,11 @@ async def stitch(
     ]
     graph += _join(len(clips), transition, fade, lengths)
     mixed = "[aj]"
-    inputs = [arg for path in clips for arg in ("-i", _input_arg(path))]
+    inputs = [arg for path in clips for arg in ("-i", input_arg(path))]
     if music is not None and bed is not None:
         # Looping a file whose length is unknown could spin forever on an empty stream.
         loop = ["-stream_loop", "-1"] if bed.duration and bed.duration >= 0.1 else []
-        inputs += [*loop, "-i", _input_arg(music)]
+        inputs += [*loop, "-i", input_arg(music)]
         graph += _music_bed(len(clips), total, music_volume)
         mixed = "[am]"
     # No loudnorm: its 3 s lookahead holds the sound back, so ffmpeg decodes every open shot
@@ -192,11 +192,11 @@ async def stitch(
     # from about 0.5 to 1.2 GB for a 4-shot 720p story (bench/stitch.py). The shots keep their
     # own levels, as add_soundtrack keeps a clip's.
     graph.append(f"{mixed}anull[a]")
-    with _atomic_output(dest) as tmp:
+    with atomic_output(dest) as tmp:
         args = [
             *inputs, "-filter_complex", ";".join(graph), "-map", "[vj]", "-map", "[a]",
             *_VIDEO_X264, *_AAC, "-map_metadata", "-1", "-t", f"{total:.6f}",
-            *_MP4_OUT, str(tmp),
+            *MP4_OUT, str(tmp),
         ]  # fmt: skip
         await run_ffmpeg(args, duration=total, on_progress=on_progress, tools=tools)
         os.replace(tmp, dest)
