@@ -232,48 +232,24 @@ def clip_intent(text: str | None) -> str | None:
     return _first_match(words, CLIP_WORDS)
 
 
-# Plain text that asks for a video made from words (text-to-video). A phrase must name a video
-# (or a platform's format) and ask for one; the earliest phrase decides nothing, any one will do.
-VIDEO_REQUEST_WORDS: tuple[str, ...] = (
-    "make a video",
-    "make me a video",
-    "make video",
-    "create a video",
-    "generate a video",
-    "render a video",
-    "film a video",
-    "shoot a video",
-    "a video of",
-    "a video about",
-    "video of ",
-    "video about",
-    "a clip of",
-    "a clip about",
-    "make a clip",
-    "a tiktok about",
-    "a tiktok of",
-    "a reel about",
-    "a reel of",
-    "a short about",
-    "a youtube short",
-    "an ad for",
-    "a promo for",
-    "сделай видео",
-    "сделай ролик",
-    "сними видео",
-    "сними ролик",
-    "создай видео",
-    "создай ролик",
-    "сгенерируй видео",
-    "сгенерируй ролик",
-    "видео про",
-    "видео о ",
-    "видео с ",
-    "ролик про",
-    "ролик о ",
-    "клип про",
-    "тикток про",
-    "рилс про",
+# Plain text that asks for a video made from words (text-to-video): a request verb followed by
+# a video word ("make me a video of…", "сними ролик о…"), or a message that starts with a video
+# word ("a TikTok about…", "видео про…"), with something to film after it. "I saw a video of
+# you" has neither, so it stays chat.
+VIDEO_NOUNS: tuple[str, ...] = (
+    "video", "videos", "clip", "tiktok", "reel", "reels", "short", "shorts", "film", "movie",
+    "ad", "promo", "видео", "ролик", "ролика", "клип", "клипа", "тикток", "рилс", "фильм",
+)  # fmt: skip
+REQUEST_VERBS: tuple[str, ...] = (
+    "make", "create", "generate", "render", "produce", "film", "shoot", "animate",
+    "give me", "i want", "i'd like", "i would like", "i need",
+    "сделай", "сделайте", "сними", "снимите", "создай", "создайте", "сгенерируй",
+    "сгенерируйте", "смонтируй", "хочу", "нужно", "нужен", "нужна",
+)  # fmt: skip
+# What may stand at the start before a video word: courtesy and articles.
+_LEAD_INS = (
+    r"(?:(?:please|pls|can you|could you|пожалуйста|a|an|one|my|new|short|quick|small|draft|"
+    r"rough|cinematic|funny|cool|epic|vertical|square|короткое|короткий|быстрое)\s+)*"
 )
 # Words that ask for a still image (or something else) rather than a video keep today's hint.
 NOT_VIDEO_REQUEST: tuple[str, ...] = (
@@ -290,9 +266,23 @@ NOT_VIDEO_REQUEST: tuple[str, ...] = (
 )
 
 
+def _alternatives(words: tuple[str, ...]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+_NOUN = rf"(?:{_alternatives(VIDEO_NOUNS)})"
+# Something to film after the video word: at least one more word of letters.
+_SUBJECT = r"\W.*?[^\W\d_]{2,}"
+_STARTS_WITH_VIDEO = re.compile(rf"^{_LEAD_INS}{_NOUN}\b{_SUBJECT}", re.IGNORECASE)
+_VERB_THEN_VIDEO = re.compile(
+    rf"(?:^|\W)(?:{_alternatives(REQUEST_VERBS)})\b(?:\W+\w+){{0,4}}?\W+{_NOUN}\b{_SUBJECT}",
+    re.IGNORECASE,
+)
+
+
 def asks_for_video(words: str) -> bool:
     """Whether plain text asks for a video made from words."""
-    text = " ".join(words.lower().split()) + " "
-    if any(phrase in text for phrase in NOT_VIDEO_REQUEST):
+    text = " ".join(words.lower().split())
+    if any(phrase in text + " " for phrase in NOT_VIDEO_REQUEST):
         return False
-    return any(phrase in text for phrase in VIDEO_REQUEST_WORDS)
+    return bool(_STARTS_WITH_VIDEO.search(text) or _VERB_THEN_VIDEO.search(text))

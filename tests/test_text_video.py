@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from services.intents import asks_for_video, wants_fast
 from services.jobs import JobKind, JobState
 from tests.conftest import USER, data_for, delivered_jobs, make_settings, reply_to, running_bot
 from tests.fakes.fal import FakeFal
@@ -23,6 +24,49 @@ FAL_KEY = "fal-test-key-t2v-0123:secret"
 LLM_KEY = "sk-llm-test-key-0123456789"
 MUAPI_T2V = "kling-v2.5-turbo-pro-t2v"
 FAL_T2V = "fal-ai/kling-video/v2.5-turbo/pro/text-to-video"
+
+
+ASKS = [
+    "make a video of a sunset over Miami",
+    "Make me a video about my coffee shop, vertical",
+    "a TikTok about my coffee shop",
+    "can you create a video of a dragon over a castle?",
+    "a clip of waves crashing on rocks",
+    "сделай видео про лису в снегу",
+    "Сними ролик о нашем кафе",
+    "видео про космос, 10 секунд",
+    "I want a video of my cat dancing",
+    "make a short film about rain",
+]
+DOES_NOT_ASK = [
+    "hello",
+    "thanks, that was great!",
+    "generate an image of a cat",
+    "make a picture of a video game hero",
+    "сгенерируй картинку с котом",
+    "what can you do?",
+    "make me a new video",
+    "привет",
+    "I saw a video of you yesterday",
+    "what is a video about?",
+    "nice video!",
+    "хочу видео",
+]
+
+
+@pytest.mark.parametrize("words", ASKS)
+def test_words_that_ask_for_a_video_are_recognised(words: str) -> None:
+    assert asks_for_video(words)
+
+
+@pytest.mark.parametrize("words", DOES_NOT_ASK)
+def test_chat_and_image_requests_are_not_taken_for_a_video(words: str) -> None:
+    assert not asks_for_video(words)
+
+
+def test_draft_words_ask_for_the_fast_mode_and_ordinary_words_do_not() -> None:
+    assert wants_fast("a quick draft of a cat") and wants_fast("черновик: кот на диване")
+    assert not wants_fast("a fast car on a highway at night")
 
 
 @pytest.fixture(scope="module")
