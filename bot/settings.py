@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     def _split_ids(cls, value: object) -> object:
         return _id_list(value)
 
+    @field_validator("llm_base_url", "llm_model", "llm_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # ".env" templates carry "LLM_BASE_URL=" lines: empty means "not configured".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:

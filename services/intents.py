@@ -144,7 +144,9 @@ FAST_WORDS: tuple[str, ...] = (
     "quick video",
     "quick draft",
     "quick clip",
-    "a draft",
+    "draft video",
+    "as a draft",
+    "just a draft",
     "rough draft",
     "preview",
     "fast mode",
@@ -157,10 +159,14 @@ FAST_WORDS: tuple[str, ...] = (
 )
 
 
+_FAST = re.compile(
+    r"(?<!\w)(?:" + "|".join(re.escape(w) for w in FAST_WORDS) + r")(?!\w)", re.IGNORECASE
+)
+
+
 def wants_fast(prompt: str) -> bool:
     """Whether the words ask for the fast mode ("a quick draft", "черновик")."""
-    text = " ".join(prompt.lower().split())
-    return any(phrase in text for phrase in FAST_WORDS)
+    return _FAST.search(" ".join(prompt.split())) is not None
 
 
 def wants_no_confirmation(prompt: str) -> bool:
@@ -237,14 +243,20 @@ def clip_intent(text: str | None) -> str | None:
 # word ("a TikTok about…", "видео про…"), with something to film after it. "I saw a video of
 # you" has neither, so it stays chat.
 VIDEO_NOUNS: tuple[str, ...] = (
-    "video", "videos", "clip", "tiktok", "reel", "reels", "short", "shorts", "film", "movie",
-    "ad", "promo", "видео", "ролик", "ролика", "клип", "клипа", "тикток", "рилс", "фильм",
+    "video", "clip", "tiktok", "reel", "short film", "promo", "видео", "ролик", "клип",
+    "тикток", "рилс",
+)  # fmt: skip
+# What ties the video word to its subject: "a video *of*…", "ролик *про*…". Without one ("video
+# is not working", "видео не пришло") it is talk about a video, not a request for one.
+SUBJECT_WORDS: tuple[str, ...] = (
+    "of", "about", "with", "showing", "where", "in which", "featuring", "for",
+    "про", "о", "об", "с", "со", "где", "как", "в котором", "для",
 )  # fmt: skip
 REQUEST_VERBS: tuple[str, ...] = (
     "make", "create", "generate", "render", "produce", "film", "shoot", "animate",
-    "give me", "i want", "i'd like", "i would like", "i need",
+    "give me", "i want", "i'd like", "i would like",
     "сделай", "сделайте", "сними", "снимите", "создай", "создайте", "сгенерируй",
-    "сгенерируйте", "смонтируй", "хочу", "нужно", "нужен", "нужна",
+    "сгенерируйте", "смонтируй", "хочу",
 )  # fmt: skip
 # What may stand at the start before a video word: courtesy and articles.
 _LEAD_INS = (
@@ -271,8 +283,8 @@ def _alternatives(words: tuple[str, ...]) -> str:
 
 
 _NOUN = rf"(?:{_alternatives(VIDEO_NOUNS)})"
-# Something to film after the video word: at least one more word of letters.
-_SUBJECT = r"\W.*?[^\W\d_]{2,}"
+# The subject after the video word: a linking word, then at least one word of letters.
+_SUBJECT = rf"\W+(?:{_alternatives(SUBJECT_WORDS)})\W.*?[^\W\d_]{{2,}}"
 _STARTS_WITH_VIDEO = re.compile(rf"^{_LEAD_INS}{_NOUN}\b{_SUBJECT}", re.IGNORECASE)
 _VERB_THEN_VIDEO = re.compile(
     rf"(?:^|\W)(?:{_alternatives(REQUEST_VERBS)})\b(?:\W+\w+){{0,4}}?\W+{_NOUN}\b{_SUBJECT}",

@@ -241,17 +241,26 @@ class Studio:
         self, user: ChatUser, message_id: int, words: str, reply_to: int | None
     ) -> None:
         """Plain text: the prompt for a waiting photo, a request for a video, or a hint."""
-        if await self.describe(user, words, reply_to):
+        # A reply to a photo's card describes that photo; otherwise a request for a video wins
+        # over a photo still waiting for words (it may be from last week).
+        if reply_to is not None and await self.describe(user, words, reply_to, replied_only=True):
             return
         if asks_for_video(words):
             await self.request_video(user, message_id, words)
+            return
+        if await self.describe(user, words, reply_to):
             return
         await self.say(user, "text_hint")
 
     async def request_video(self, user: ChatUser, message_id: int, words: str) -> None:
         """Words that ask for a video: a card with the prompt crafted from them, or go."""
-        if await self.jobs.by_source(user.chat_id, message_id) is not None:
+        existing = await self.jobs.by_source(user.chat_id, message_id)
+        if existing is not None and (existing.card_message_id or existing.state != S.DRAFT):
             return  # the same message delivered twice: it already has its answer
+        if existing is not None:
+            # Delivered again after a crash between the draft and its card: show the card now.
+            await self.send_card(existing, reply_to=message_id)
+            return
         refusal = screen(words)
         if refusal:
             await self.say(user, refusal, reply_to=message_id)
@@ -288,14 +297,19 @@ class Studio:
         job, created = await self.jobs.create(draft)
         if not created:
             return
-        if prefs.skip_confirm or wants_no_confirmation(words):
+        # Only the message's own "just do it" skips this card: words are read by tables, and a
+        # misread line of chat must never start a paid run unseen.
+        if wants_no_confirmation(words):
             await self.start_now(job, user, reply_to=message_id)
         else:
             await self.send_card(job, reply_to=message_id)
 
-    async def describe(self, user: ChatUser, words: str, reply_to: int | None) -> bool:
-        """Text from the user: the prompt for a photo waiting for one. False if none waits."""
-        job = await self._waiting_for_prompt(user, reply_to)
+    async def describe(
+        self, user: ChatUser, words: str, reply_to: int | None, *, replied_only: bool = False
+    ) -> bool:
+        """Text from the user: the prompt for a photo waiting for one (with ``replied_only``,
+        only the photo whose card it replies to). False if none waits."""
+        job = await self._waiting_for_prompt(user, reply_to, replied_only)
         if job is None:
             return False
         refusal = screen(words)
@@ -321,11 +335,21 @@ class Studio:
             await self.send_card(fresh, reply_to=None)
         return True
 
-    async def _waiting_for_prompt(self, user: ChatUser, reply_to: int | None) -> Job | None:
+    async def _waiting_for_prompt(
+        self, user: ChatUser, reply_to: int | None, replied_only: bool = False
+    ) -> Job | None:
+        # Only a photo's draft takes words as its motion; other cards have their own words.
         if reply_to is not None:
             job = await self.jobs.by_card(user.chat_id, reply_to)
-            if job is not None and job.user_id == user.id and job.state == S.DRAFT:
+            if (
+                job is not None
+                and job.user_id == user.id
+                and job.state == S.DRAFT
+                and job.kind == JobKind.ANIMATE
+            ):
                 return job
+        if replied_only:
+            return None
         drafts = await self.jobs.for_user(user.id, [S.DRAFT])
         waiting = [j for j in drafts if not j.prompt and j.chat_id == user.chat_id]
         return waiting[0] if waiting else None

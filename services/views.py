@@ -266,7 +266,7 @@ def failure(job: Job, reason_key: str, **params: object) -> tuple[str, Keyboard]
     else:
         body = text(lang, "failed", reason=text(lang, reason_key, **params))
     keyboard: Keyboard = []
-    if job.input_path and job.state != JobState.CANCELED:
+    if (job.input_path or job.kind == JobKind.TEXT) and job.state != JobState.CANCELED:
         keyboard = [[(text(lang, "btn_try_again"), button(job.id, "again"))]]
     return body, keyboard
 

@@ -51,6 +51,11 @@ DOES_NOT_ASK = [
     "what is a video about?",
     "nice video!",
     "хочу видео",
+    "Video is not working",
+    "Короткое видео не пришло",
+    "I need help with my video from yesterday",
+    "хочу видео вернуть деньги",
+    "i want a film recommendation",
 ]
 
 
@@ -67,6 +72,7 @@ def test_chat_and_image_requests_are_not_taken_for_a_video(words: str) -> None:
 def test_draft_words_ask_for_the_fast_mode_and_ordinary_words_do_not() -> None:
     assert wants_fast("a quick draft of a cat") and wants_fast("черновик: кот на диване")
     assert not wants_fast("a fast car on a highway at night")
+    assert not wants_fast("a draft horse in a field") and not wants_fast("previewing the sea")
 
 
 @pytest.fixture(scope="module")
@@ -273,3 +279,37 @@ async def test_the_card_keeps_working_after_a_restart(
         (job,) = await delivered_jobs(app, USER)
     assert job.state == JobState.DELIVERED
     assert muapi.accepted_submits()[0].payload["prompt"] == "a video of a lighthouse at night"
+
+
+async def test_the_skip_setting_still_shows_the_card_for_words(
+    tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path
+) -> None:
+    # Words are read by tables: only the message's own "just do it" may start a paid run unseen.
+    async with running_bot(on_muapi(tg, muapi, tmp_path)):
+        tg.user_message(USER, text="/settings")
+        await tg.wait_for(lambda: "Settings" in plain(tg))
+        tg.press_button(USER, tg.last_message(USER).message_id, "s:skip_confirm")
+        await tg.wait_for(lambda: "Skip confirmation: on" in str(tg.last_message(USER).buttons))
+        card_id = await reply_to(tg, tg.user_message(USER, text="a video of rain on a window"))
+        assert "This costs" in card_text(tg, card_id)
+    assert muapi.submits == []
+
+
+async def test_a_photo_waiting_for_words_does_not_take_a_request_for_a_new_video(
+    tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path, photo_bytes: bytes
+) -> None:
+    async with running_bot(on_muapi(tg, muapi, tmp_path)):
+        ask_id = await reply_to(tg, tg.user_message(USER, photo=photo_bytes))  # no caption
+        card_id = await reply_to(tg, tg.user_message(USER, text="make a video of a red balloon"))
+        assert "Video from your words" in card_text(tg, card_id)
+        # A reply to the photo's question still describes the photo.
+        tg.user_message(USER, text="slow zoom out", reply_to_message_id=ask_id)
+        await tg.wait_for(lambda: "Animate photo" in plain(tg))
+
+
+def test_blank_llm_lines_in_env_mean_no_llm(tmp_path: Path) -> None:
+    from bot.settings import Settings
+
+    settings = Settings(telegram_bot_token="1:abc", llm_base_url="", llm_model=" ", llm_api_key="")  # type: ignore[call-arg]
+    assert settings.llm_base_url is None and settings.llm_model is None
+    assert settings.llm_api_key is None
