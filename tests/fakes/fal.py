@@ -221,7 +221,7 @@ class FakeFal(FakeProviderServer):
         if scenario.submit_errors:
             status, body, headers = scenario.submit_errors.pop(0)
             self.submits.append(Submit(model_id, payload or {}, None, False, status, query))
-            await self._pause(scenario.submit_delay)
+            await self.pause(scenario.submit_delay)
             return reply(status, body, headers)
         problems = None if payload is None else self.schema_problems(model_id, payload)
         if payload is not None and problems is None:
@@ -229,7 +229,7 @@ class FakeFal(FakeProviderServer):
             return web.json_response({"detail": f"Application '{model_id}' not found"}, status=404)
         if payload is None or problems:
             self.submits.append(Submit(model_id, payload or {}, None, False, 422, query))
-            await self._pause(scenario.submit_delay)
+            await self.pause(scenario.submit_delay)
             detail = (
                 [_problem_json(p) for p in problems]
                 if problems
@@ -240,7 +240,7 @@ class FakeFal(FakeProviderServer):
             return web.json_response({"detail": detail}, status=422)
         job = self._new_job(str(uuid.uuid4()), model_id, payload, scenario)
         self.submits.append(Submit(model_id, payload, job.request_id, True, 200, query))
-        await self._pause(scenario.submit_delay)
+        await self.pause(scenario.submit_delay)
         sc = job.scenario
         position = 0 if sc.stall else min(sc.queue_polls, sc.polls_before_done)
         return web.json_response(

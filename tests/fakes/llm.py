@@ -13,16 +13,15 @@ error bodies follow https://platform.openai.com/docs/guides/error-codes (``{"err
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.server import LocalServer
 
 __all__ = ["FakeLLM", "LLMRequest"]
 
@@ -232,7 +231,7 @@ def _subject_line(user_message: str) -> str:
     return first.removeprefix("Subject:").strip() or "a quiet scene"
 
 
-class FakeLLM:
+class FakeLLM(LocalServer):
     """An OpenAI-compatible chat completions endpoint with configurable behaviour.
 
     ``reply``: the assistant's content (default: a JSON prompt made from the user message);
@@ -242,6 +241,7 @@ class FakeLLM:
     """
 
     def __init__(self, *, api_key: str | None = None) -> None:
+        super().__init__()
         self.api_key = api_key
         self.reply: str | None = None
         self.delay = 0.0
@@ -249,46 +249,12 @@ class FakeLLM:
         self.malformed = False
         self.requests: list[LLMRequest] = []
         self.refusals: list[tuple[int, str]] = []  # (status, message) of every error answered
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-        self._closing = asyncio.Event()
 
-    async def start(self) -> None:
-        """Start listening on a random 127.0.0.1 port."""
+    def application(self) -> web.Application:
+        """OpenAI's chat completions route."""
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
-        self._closing.clear()
-
-    async def stop(self) -> None:
-        """Shut the server down; delayed answers are released first."""
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def root(self) -> str:
-        """Base URL of the server, e.g. ``http://127.0.0.1:41234``."""
-        if self._port is None:
-            raise RuntimeError("FakeLLM is not started")
-        return f"http://127.0.0.1:{self._port}"
+        return app
 
     @property
     def base_url(self) -> str:
@@ -306,8 +272,7 @@ class FakeLLM:
         recorded = LLMRequest(request.method, request.path, headers, raw, body)
         self.requests.append(recorded)
         if self.delay > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.delay)
+            await self.pause(self.delay)
         try:
             self._check_key(headers.get("authorization"))
             if body is None:

@@ -246,7 +246,7 @@ class FakeMuapi(FakeProviderServer):
         if scenario.submit_errors:
             status, body, headers = scenario.submit_errors.pop(0)
             self.submits.append(Submit(endpoint, payload or {}, None, False, status, query))
-            await self._pause(scenario.submit_delay)
+            await self.pause(scenario.submit_delay)
             return reply(status, body, headers)
         problems = None if payload is None else self.schema_problems(endpoint, payload)
         if payload is not None and problems is None:
@@ -260,11 +260,11 @@ class FakeMuapi(FakeProviderServer):
                 else [{"loc": ["body"], "msg": "JSON decode error", "type": "json_invalid"}]
             )
             self.submits.append(Submit(endpoint, payload or {}, None, False, 422, query))
-            await self._pause(scenario.submit_delay)
+            await self.pause(scenario.submit_delay)
             return web.json_response({"detail": detail}, status=422)
         job = self._new_job(_new_id(), endpoint, payload, scenario)
         self.submits.append(Submit(endpoint, payload, job.request_id, True, 200, query))
-        await self._pause(scenario.submit_delay)
+        await self.pause(scenario.submit_delay)
         body = {"request_id": job.request_id, "status": "processing", "cost": self._cost()}
         return web.json_response(body, headers=self._cost_headers())
 

@@ -17,14 +17,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from email.message import Message
 from pathlib import Path, PurePosixPath
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp import hdrs, web
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
 from tests.fakes.schema_check import Problem, check
+from tests.fakes.server import LocalServer
 
 __all__ = [
     "FAKE_MP4",
@@ -271,12 +271,13 @@ def parse_json_object(raw: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-class FakeProviderServer:
+class FakeProviderServer(LocalServer):
     """Base class: lifecycle, request recording, scenarios, jobs and file serving."""
 
     name = "provider"
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[RecordedRequest] = []
         self.uploads: list[Upload] = []
         self.submits: list[Submit] = []
@@ -292,14 +293,11 @@ class FakeProviderServer:
         self.scenario = Scenario()
         self.next_scenarios: list[Scenario] = []
         self._files: dict[str, _StoredFile] = {}
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-        self._closing = False
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Start listening on a random 127.0.0.1 port."""
+    def application(self) -> web.Application:
+        """The provider's routes, every request recorded and checked by ``_dispatch``."""
 
         @web.middleware
         async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -308,38 +306,7 @@ class FakeProviderServer:
         app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[middleware])
         app.router.add_get("/files/{path:.+}", self._handle_file)
         self._add_routes(app)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
-        self._closing = False
-
-    async def stop(self) -> None:
-        """Shut the server down (pending delayed answers are released)."""
-        self._closing = True
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def root(self) -> str:
-        """Base URL of the server, e.g. ``http://127.0.0.1:41234``."""
-        if self._port is None:
-            raise RuntimeError(f"{type(self).__name__} is not started")
-        return f"http://127.0.0.1:{self._port}"
+        return app
 
     # ------------------------------------------------------------------ test helpers
 
@@ -444,11 +411,6 @@ class FakeProviderServer:
     def seed_job(self, scenario: Scenario, endpoint: str = "seeded") -> str:
         """A job that was submitted before this server started; returns its request id."""
         return self._new_job(f"seed-{len(self.jobs)}", endpoint, {}, scenario).request_id
-
-    async def _pause(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._closing and time.monotonic() < deadline:
-            await asyncio.sleep(min(0.02, max(deadline - time.monotonic(), 0.0)))
 
     # ------------------------------------------------------------------ HTTP plumbing
 
