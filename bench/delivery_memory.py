@@ -184,7 +184,7 @@ sys.stdin.readline()
 
 
 async def naive_delivery(tg: FakeTelegram, url: str, folder: Path) -> Reading:
-    from services.delivery import FIT_TARGET
+    from services.production.delivery import FIT_TARGET
 
     code = NAIVE.format(limit=UPLOAD_LIMIT, fit=FIT_TARGET)
     child = await asyncio.create_subprocess_exec(

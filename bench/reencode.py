@@ -20,8 +20,8 @@ from pathlib import Path
 
 from bench.common import Row, save, workdir
 from bench.videos import AUDIO_BPS, cached_video
-from services.delivery import FIT_TARGET
-from services.media import MediaInfo, default_tools, probe, reencode_to_fit, run_ffmpeg
+from services.media.ffmpeg import MediaInfo, default_tools, probe, reencode_to_fit, run_ffmpeg
+from services.production.delivery import FIT_TARGET
 
 TARGET_RATIO = 1.0
 MB = 1_000_000
@@ -101,7 +101,7 @@ async def _result(out: Path, wall: float, cpu: float) -> Encode:
 async def _bot(src: Path, out: Path, info: MediaInfo) -> tuple[Encode, int]:
     """The bot's own path, given the probe that delivery has already made."""
     overshoots = _Overshoots()
-    media_log = logging.getLogger("services.media")
+    media_log = logging.getLogger("services.media.ffmpeg")
     level = media_log.level
     media_log.addHandler(overshoots)
     media_log.setLevel(logging.INFO)

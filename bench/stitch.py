@@ -1,6 +1,6 @@
 """Stitching: what one ffmpeg pass costs to join a story's shots, against joining them by hand.
 
-A 4-shot 720p story (4 × 5 s at 1280×720, 30 fps, with sound) is joined by ``services.stitch``
+A 4-shot 720p story (4 × 5 s at 1280×720, 30 fps, with sound) is joined by ``services.media.stitch``
 with cuts, with crossfades, and with crossfades under a music bed. The baseline is the usual
 hand-written way, in the same run on the same clips: re-encode each clip to a common format,
 then join the parts with the concat demuxer (cuts only: a crossfade would need yet another
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import Row, save, workdir
-from services.media import default_tools, probe, run_ffmpeg
-from services.stitch import stitch
+from services.media.ffmpeg import default_tools, probe, run_ffmpeg
+from services.media.stitch import stitch
 from tests.media_factory import make_sound, make_video
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from bench.common import RESULTS
-from services.media import run_ffmpeg
+from services.media.ffmpeg import run_ffmpeg
 
 CACHE = RESULTS / "tmp"  # git-ignored; every benchmark shares it
 AUDIO_BPS = 128_000

@@ -6,32 +6,32 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 import handlers
+from bot.container import Services
 from bot.ordering import PerPersonOrder
 from bot.settings import Settings
 from handlers.context import StudioContext
-from services import media
-from services.account import Account
-from services.alerts import Alerts
-from services.credits import Credits
-from services.delivery import Delivery
-from services.flood import FloodGuard
-from services.housekeeping import Housekeeping
-from services.poller import Poller, PollerConfig
-from services.prompt_craft import PromptCrafter
+from services.conversation.account import Account
+from services.conversation.prompt_craft import PromptCrafter
+from services.conversation.studio import Studio
+from services.media import ffmpeg as media
+from services.production.alerts import Alerts
+from services.production.credits import Credits
+from services.production.delivery import Delivery
+from services.production.housekeeping import Housekeeping
+from services.production.poller import Poller, PollerConfig
 from services.providers.base import Provider, ProviderSet
 from services.providers.fal import FalProvider
 from services.providers.local import LocalStudio
 from services.providers.muapi import MuapiProvider
-from services.send_budget import SendBudget
 from services.storage.db import Database
 from services.storage.repositories import (
+    AlbumRepository,
     AlertRepository,
     Clock,
     JobRepository,
@@ -40,29 +40,13 @@ from services.storage.repositories import (
     UpdateRepository,
     UserRepository,
 )
-from services.studio import Studio
-from services.telegram_edge import Messenger
+from services.telegram.flood import FloodGuard
+from services.telegram.messenger import Messenger
+from services.telegram.send_budget import SendBudget
 
 log = logging.getLogger(__name__)
 
 App = Application[Any, Any, Any, Any, Any, Any]
-
-
-@dataclass
-class Services:
-    """Everything the handlers and the poller use, opened in post_init."""
-
-    settings: Settings
-    db: Database
-    http: httpx.AsyncClient
-    providers: ProviderSet
-    updates: UpdateRepository
-    jobs: JobRepository
-    studio: Studio
-    account: Account
-    poller: Poller
-    housekeeping: Housekeeping
-    flood: FloodGuard
 
 
 def make_providers(settings: Settings, http: httpx.AsyncClient) -> ProviderSet:
@@ -148,8 +132,10 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
         model=settings.llm_model,
     )
+    albums = AlbumRepository(db, clock)
     studio = Studio(
         crafter=crafter,
+        albums=albums,
         jobs=jobs,
         users=users,
         max_running=settings.max_running_jobs_per_user,
@@ -183,7 +169,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         studio=studio,
         account=account,
         poller=poller,
-        housekeeping=Housekeeping(updates, jobs, settings.data_dir, clock),
+        housekeeping=Housekeeping(updates, jobs, albums, settings.data_dir, clock),
         flood=FloodGuard(
             clock, limit=settings.flood_messages, window=settings.flood_window_seconds
         ),
@@ -209,6 +195,8 @@ def build_application(settings: Settings, clock: Clock = time.time) -> App:
             job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )
         app.job_queue.run_repeating(_housekeeping, interval=3600, first=60, name="housekeeping")
+        # Albums that were still arriving when the bot last stopped.
+        app.job_queue.run_once(_albums, when=0.5, name="albums")
         log.info(
             "ready: provider=%s database=%s data=%s",
             services.providers.main.name,
@@ -221,6 +209,7 @@ def build_application(settings: Settings, clock: Clock = time.time) -> App:
         if services is None:
             return
         await services.poller.stop()
+        await services.studio.storyboard.stop()
         await services.providers.close()
         await services.http.aclose()
         await services.db.close()
@@ -242,6 +231,11 @@ def build_application(settings: Settings, clock: Clock = time.time) -> App:
     app: App = builder.build()
     handlers.register(app)
     return app
+
+
+async def _albums(context: StudioContext) -> None:
+    """Make stories of albums that were complete before the bot started."""
+    await context.services.studio.storyboard.resume()
 
 
 async def _housekeeping(context: StudioContext) -> None:

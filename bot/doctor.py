@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import httpx
 
 from bot.settings import Settings
-from services import media
 from services.errors import MediaError
-from services.media_selftest import run_self_test
+from services.media import ffmpeg as media
+from services.media.selftest import run_self_test
 from services.providers.http import is_out_of_credit
 from services.storage.db import Database
 

@@ -15,7 +15,7 @@ from telegram.ext import (
 )
 
 from handlers import buttons, commands, errors, guards, messages
-from services.inbound import worth_decoding
+from services.telegram.inbound import worth_decoding
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "Welcome and examples"),

@@ -8,7 +8,7 @@ from telegram import CallbackQuery, Update
 from telegram.error import BadRequest
 
 from handlers.context import StudioContext
-from services.telegram_edge import stale_answer
+from services.telegram.messenger import stale_answer
 from services.texts import text
 
 log = logging.getLogger(__name__)

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
-from services.studio import ChatUser
+from services.conversation.desk import ChatUser
 from services.texts import language_for
 
 if TYPE_CHECKING:
-    from bot.application import Services
+    from bot.container import Services
 
 
 class StudioContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):

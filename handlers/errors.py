@@ -9,7 +9,7 @@ from telegram import Update
 from telegram.error import BadRequest
 
 from handlers.context import StudioContext, chat_user
-from services.telegram_edge import stale_answer
+from services.telegram.messenger import stale_answer
 
 log = logging.getLogger(__name__)
 

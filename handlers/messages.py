@@ -5,11 +5,11 @@ from __future__ import annotations
 from telegram import Animation, Document, Message, Update, Video, VideoNote
 
 from handlers.context import StudioContext
-from services.inbound import InboundImage, InboundMedia
+from services.telegram.inbound import InboundImage, InboundMedia
 
 
 async def photo(update: Update, context: StudioContext) -> None:
-    """A photo: animate it (the caption is the prompt)."""
+    """A photo: animate it (the caption is the prompt); one of an album: a shot of a story."""
     message = update.effective_message
     assert message is not None and message.photo
     largest = max(message.photo, key=lambda p: (p.width * p.height, p.file_size or 0))
@@ -21,6 +21,11 @@ async def photo(update: Update, context: StudioContext) -> None:
         height=largest.height,
         mime_type="image/jpeg",
     )
+    if message.media_group_id:
+        await context.services.studio.storyboard.receive_item(
+            context.user(update), message.message_id, message.media_group_id, image, message.caption
+        )
+        return
     await context.services.studio.receive_photo(
         context.user(update), message.message_id, image, message.caption
     )
@@ -67,10 +72,15 @@ def clip_of(message: Message | None) -> InboundMedia | None:
 
 
 async def clip(update: Update, context: StudioContext) -> None:
-    """A clip: extend it or add music, as the caption says (or ask)."""
+    """A clip: extend it or add music, as the caption says (or ask); one of an album: a shot."""
     message = update.effective_message
     video = clip_of(message)
     assert message is not None and video is not None
+    if message.media_group_id:
+        await context.services.studio.storyboard.receive_item(
+            context.user(update), message.message_id, message.media_group_id, video, message.caption
+        )
+        return
     replied = message.reply_to_message.message_id if message.reply_to_message else None
     await context.services.studio.clips.receive_clip(
         context.user(update), message.message_id, video, message.caption, replied

@@ -1,7 +1,8 @@
 """The one exception tree of the domain.
 
-Handlers and the poller map these to words for the user in one place (``services.texts``);
-anything outside this tree is a bug and goes to the global error handler.
+Handlers and the poller map these to words for the user in one place
+(``services.texts``); anything outside this tree is a bug and goes to the global
+error handler.
 """
 
 from __future__ import annotations

@@ -104,6 +104,32 @@ TEXTS: dict[str, dict[str, str]] = {
         "what_music": "Add sound",
         "what_mix": "Your audio on the clip",
         "what_text": "Video from your words",
+        "what_story": "Story",
+        "submitted_story": "Making your story: {count} shots with {model}, then joining them.",
+        "details_story": "{count} shots · {seconds} s · {transition} · {music}\n{shots}",
+        "story_shot_photo": "{number}. photo · {motion} · {seconds} s",
+        "story_shot_clip": "{number}. your clip · {seconds} s",
+        "story_shot_words": "{number}. {prompt} · {seconds} s",
+        "story_fades": "crossfades",
+        "story_cuts": "cuts",
+        "story_music": "music: {mood}",
+        "story_no_music": "no music",
+        "btn_story_cuts": "✂ Cuts",
+        "btn_story_fades": "◐ Crossfades",
+        "btn_story_music": "♪ Music",
+        "btn_story_no_music": "🔇 No music",
+        "status_story": "Shots: {shots} ({done} of {total} ready)… {elapsed}",
+        "status_stitching": "All shots ready, putting the story together… {elapsed}",
+        "shot_failed": (
+            "Shot {numbers} of your story could not be made; its credits are back. "
+            "Try it again, or finish the story without it?"
+        ),
+        "btn_shot_retry": "↻ Try the shot again",
+        "btn_shot_skip": "⏭ Finish without it",
+        "shot_fallback": "Shot {number}: the model failed, trying it with {new}.",
+        "story_going_on": "On it.",
+        "story_abandoned": "the story waited a day for an answer about a failed shot.",
+        "album_too_long": "A story takes up to {count} photos or clips; I used the first {count}.",
         "models_text_head": "\n<b>From words</b> (text to video):",
         "motion_zoom_in": "zoom in",
         "motion_zoom_out": "zoom out",
@@ -284,3 +310,8 @@ def language_for(code: str | None) -> str:
         if base in TEXTS:
             return base
     return DEFAULT_LANGUAGE
+
+
+def human_size(size: int) -> str:
+    """``12.3 MB`` (decimal megabytes, as Telegram counts them)."""
+    return f"{size / 1_000_000:.1f} MB"

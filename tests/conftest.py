@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from bot.application import App, Services, build_application
+from bot.application import App, build_application
+from bot.container import Services
 from bot.settings import Settings
-from services.jobs import Job, JobState
+from services.model.jobs import Job, JobState
 from tests.fakes.telegram import FakeTelegram
 from tests.media_factory import make_photo
 

@@ -13,7 +13,7 @@ from typing import Any
 import pillow_heif
 from PIL import Image, ImageChops, ImageCms, ImageDraw
 
-from services.media import default_tools
+from services.media.ffmpeg import default_tools
 
 
 def _ffmpeg(*args: str) -> None:

@@ -44,7 +44,7 @@ class Media:
 def mediakit(tmp_path_factory: pytest.TempPathFactory) -> Media:
     import subprocess
 
-    from services.media import default_tools
+    from services.media.ffmpeg import default_tools
 
     root = tmp_path_factory.mktemp("bad")
     audio = root / "sound.mp4"

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from services.catalogue import (
+from services.errors import ProviderPermanent
+from services.providers.base import JobSpec
+from services.providers.catalogue import (
     MODELS,
+    MOTION_PROMPTS,
     ClipFacts,
     ModelKind,
     default_model,
@@ -16,9 +19,6 @@ from services.catalogue import (
     model_for_clip,
     models_for,
 )
-from services.errors import ProviderPermanent
-from services.intents import MOTION_PROMPTS
-from services.providers.base import JobSpec
 from services.providers.http import detail, raise_for, retry_after
 from services.providers.muapi import fraction, output_urls
 from services.providers.payloads import build_payload, swapped_field
@@ -45,7 +45,7 @@ def test_defaults_and_fallback_order() -> None:
 
 @pytest.mark.parametrize("model", [m for m in MODELS if m.kind == ModelKind.IMAGE_TO_VIDEO])
 def test_readme_lists_each_photo_model_with_its_credits(model: object) -> None:
-    from services.catalogue import Model
+    from services.providers.catalogue import Model
 
     assert isinstance(model, Model)
     row = next(

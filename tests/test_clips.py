@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services import media
-from services.jobs import JobKind, JobState
+from services.media import ffmpeg as media
+from services.model.jobs import JobKind, JobState
 from tests.conftest import (
     USER,
     data_for,

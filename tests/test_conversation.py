@@ -8,8 +8,8 @@ from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from services.credits import Credits
-from services.jobs import Job, JobKind, JobState
+from services.model.jobs import Job, JobKind, JobState
+from services.production.credits import Credits
 from services.storage.db import Database
 from services.storage.repositories import JobRepository, LedgerRepository
 from services.texts import TEXTS

@@ -111,7 +111,7 @@ async def test_an_ffmpeg_that_refuses_a_graph_is_named_with_the_feature_it_break
 ) -> None:
     # An ffmpeg build that refuses one filter the bot uses (as Debian 12's 5.1 once refused the
     # music graph): the doctor names the feature, not just "ffmpeg is fine".
-    from services import media
+    from services.media import ffmpeg as media
 
     real = media.locate_ffmpeg().ffmpeg
     wrapper = tmp_path / "ffmpeg"

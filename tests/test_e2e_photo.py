@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.jobs import JobState
+from services.model.jobs import JobState
 from tests.conftest import (
     OTHER_USER,
     USER,

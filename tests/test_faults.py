@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from services.jobs import TERMINAL_STATES
+from services.model.jobs import TERMINAL_STATES
 from tests.conftest import TOKEN, USER, data_for, make_settings, reply_to, running_bot, services_of
 from tests.fakes.muapi import FakeMuapi
 from tests.fakes.provider_common import Scenario

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services import views
-from services.jobs import (
+from services.model.jobs import (
     ACTIVE_STATES,
     TERMINAL_STATES,
     TRANSITIONS,
@@ -18,6 +17,7 @@ from services.jobs import (
     JobState,
     can_move,
 )
+from services.production import messages
 from services.storage.db import Database
 from services.storage.repositories import JobRepository
 
@@ -100,24 +100,24 @@ def running_job(**changes: object) -> Job:
 
 
 def test_status_says_progress_and_speaks_up_at_2_and_5_minutes() -> None:
-    assert "40%" in views.status(running_job(progress=0.4), now=30)
-    assert "position 3" in views.status(running_job(queue_position=2), now=30)
-    assert "little longer" in views.status(running_job(), now=125)
-    assert "longer than usual" in views.status(running_job(), now=305)
+    assert "40%" in messages.status(running_job(progress=0.4), now=30)
+    assert "position 3" in messages.status(running_job(queue_position=2), now=30)
+    assert "little longer" in messages.status(running_job(), now=125)
+    assert "longer than usual" in messages.status(running_job(), now=305)
     # Elapsed time is part of the text, so the message changes at least every poll.
-    assert views.status(running_job(), now=30) != views.status(running_job(), now=45)
+    assert messages.status(running_job(), now=30) != messages.status(running_job(), now=45)
 
 
 def test_caption_escapes_user_text_and_fits_telegrams_limit() -> None:
     job = running_job(prompt="<b>bold</b> & *stars* _under_ 🎬 " + "x" * 5000)
-    caption = views.caption(job, note="a note")
+    caption = messages.caption(job, note="a note")
     assert len(caption) <= 1024
     assert "&lt;b&gt;bold&lt;/b&gt; &amp;" in caption and "<b>bold" not in caption
 
 
 def test_callback_data_is_compact_and_forged_data_is_rejected() -> None:
-    data = views.button(123456789012, "again")
-    assert len(data.encode()) <= 64 and views.parse_button(data) == views.Press(
+    data = messages.button(123456789012, "again")
+    assert len(data.encode()) <= 64 and messages.parse_button(data) == messages.Press(
         123456789012, "again", None
     )
     for forged in [
@@ -130,14 +130,14 @@ def test_callback_data_is_compact_and_forged_data_is_rejected() -> None:
         "j:12345678901234:go",
         "k:1:go",
     ]:
-        assert views.parse_button(forged) is None
+        assert messages.parse_button(forged) is None
 
 
 async def test_housekeeping_forgets_old_update_ids_and_unused_inputs(tmp_path: Path) -> None:
     import os
 
-    from services.housekeeping import Housekeeping
-    from services.storage.repositories import UpdateRepository
+    from services.production.housekeeping import Housekeeping
+    from services.storage.repositories import AlbumRepository, UpdateRepository
 
     now = [1_000_000.0]
     db = Database(tmp_path / "h.db")
@@ -155,7 +155,8 @@ async def test_housekeeping_forgets_old_update_ids_and_unused_inputs(tmp_path: P
     await updates.mark(1)
     now[0] += 3 * 86_400
     await updates.mark(2)
-    await Housekeeping(updates, jobs, tmp_path / "data", lambda: now[0]).run()
+    albums = AlbumRepository(db, lambda: now[0])
+    await Housekeeping(updates, jobs, albums, tmp_path / "data", lambda: now[0]).run()
     assert not await updates.seen(1) and await updates.seen(2)
     assert not old.exists() and kept.exists()
     await db.close()

@@ -1,4 +1,4 @@
-"""services.media against a real ffmpeg on tiny files."""
+"""services.media.ffmpeg against a real ffmpeg on tiny files."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from services import media
 from services.errors import MediaError
-from services.media import FFmpegTools, MediaInfo
+from services.media import ffmpeg as media
+from services.media.ffmpeg import FFmpegTools, MediaInfo
 from tests.media_factory import banner, ffmpeg_children, make_big_video, make_photo, make_video
 
 HAS_PROC = Path("/proc/self/stat").exists()

@@ -1,4 +1,4 @@
-"""services.media_effects against a real ffmpeg on tiny clips and short sounds."""
+"""services.media.effects against a real ffmpeg on tiny clips and short sounds."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from services import media
-from services import media_effects as fx
 from services.errors import MediaError
+from services.media import effects as fx
+from services.media import ffmpeg as media
 from tests.media_factory import banner, ffmpeg_children, make_video
 
 FPS = 25

@@ -16,11 +16,14 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from services import images, inbound, media, media_effects
 from services.errors import MediaError, UserInputError
-from services.inbound import InboundImage, InboundMedia, Kind
-from services.jobs import JobKind, JobState
-from services.media_probe import sdr_filters
+from services.media import effects as media_effects
+from services.media import ffmpeg as media
+from services.media import images
+from services.media.probe import sdr_filters
+from services.model.jobs import JobKind, JobState
+from services.telegram import inbound
+from services.telegram.inbound import InboundImage, InboundMedia, Kind
 from tests.conftest import (
     USER,
     data_for,

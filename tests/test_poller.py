@@ -13,11 +13,11 @@ import httpx
 import pytest
 from telegram.ext import ExtBot
 
-from services.credits import Credits
-from services.delivery import Delivery
 from services.errors import ProviderTransient
-from services.jobs import Job, JobKind, JobState
-from services.poller import Poller, PollerConfig
+from services.model.jobs import Job, JobKind, JobState
+from services.production.credits import Credits
+from services.production.delivery import Delivery
+from services.production.poller import Poller, PollerConfig
 from services.providers.base import (
     JobSpec,
     ProviderSet,
@@ -25,14 +25,14 @@ from services.providers.base import (
     ProviderStatus,
     Submission,
 )
-from services.send_budget import SendBudget
 from services.storage.db import Database
 from services.storage.repositories import (
     JobRepository,
     LedgerRepository,
     MediaRepository,
 )
-from services.telegram_edge import Messenger
+from services.telegram.messenger import Messenger
+from services.telegram.send_budget import SendBudget
 from tests.conftest import USER
 from tests.fakes.telegram import FakeTelegram
 from tests.media_factory import make_big_video, make_photo, make_video
@@ -383,7 +383,7 @@ async def test_a_full_disk_fails_the_job_with_a_refund_and_alerts_the_admins_onc
 ) -> None:
     import errno
 
-    from services.alerts import Alerts
+    from services.production.alerts import Alerts
     from services.storage.repositories import AlertRepository
 
     admin = 777

@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.prompt_craft import (
+from services.conversation.prompt_craft import (
     Crafted,
     PromptCrafter,
     craft_from_tables,
     subject_of,
 )
-from services.prompt_tables import DEFAULT_LOOK
+from services.conversation.prompt_tables import DEFAULT_LOOK
 from tests.fakes.llm import FakeLLM
 
 KEY = "sk-test-9f8e7d6c5b4a39281706SECRETKEY"
@@ -326,7 +326,7 @@ async def test_the_key_and_the_words_never_reach_the_logs(
     # A wrong key comes back masked in the 401 body; the crafter must not log that either.
     results.append(await crafter(http, llm, api_key=KEY[:-1] + "X").craft(words, "en"))
     assert [r.source for r in results] == ["tables", "tables", "tables", "llm", "tables"]
-    warnings = [r for r in caplog.records if r.name == "services.prompt_craft"]
+    warnings = [r for r in caplog.records if r.name == "services.conversation.prompt_craft"]
     assert len(warnings) == 4 and all(r.levelno == logging.WARNING for r in warnings)
     logged = caplog.text + "".join(str(r.args) for r in caplog.records)
     for secret in (KEY, KEY[:-1] + "X", KEY[-12:], "Anna", "birthday"):

@@ -16,8 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
-from services.catalogue import (
+from services.errors import ProviderPermanent
+from services.media.effects import MOODS
+from services.model.jobs import Job, JobKind, JobState
+from services.production.poller import job_spec
+from services.providers.base import JobSpec, Submission
+from services.providers.catalogue import (
     MODELS,
+    MOTION_PRESETS,
     ClipFacts,
     Model,
     ModelKind,
@@ -29,12 +35,6 @@ from services.catalogue import (
     models_for,
     pick_model,
 )
-from services.errors import ProviderPermanent
-from services.intents import MOTION_PRESETS
-from services.jobs import Job, JobKind, JobState
-from services.media_effects import MOODS
-from services.poller import job_spec
-from services.providers.base import JobSpec, Submission
 from services.providers.fal import FalProvider
 from services.providers.muapi import MuapiProvider
 from services.providers.payloads import build_payload

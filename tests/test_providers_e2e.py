@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from bot.application import App
-from services.intents import MOTION_PROMPTS
-from services.jobs import JobState
+from services.model.jobs import JobState
+from services.providers.catalogue import MOTION_PROMPTS
 from tests.conftest import (
     TOKEN,
     USER,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.jobs import JobState
+from services.model.jobs import JobState
 from tests.conftest import TOKEN, USER, data_for, make_settings, reply_to, running_bot, services_of
 from tests.fakes.telegram import FakeTelegram
 

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from services import media, media_effects
-from services.catalogue import ModelKind, default_model
 from services.errors import ProviderPermanent
-from services.jobs import JobState
+from services.media import effects as media_effects
+from services.media import ffmpeg as media
+from services.model.jobs import JobState
 from services.providers.base import JobSpec, ProviderState
+from services.providers.catalogue import ModelKind, default_model
 from services.providers.local import LocalStudio
 from tests.conftest import USER, make_settings, running_bot
 from tests.fakes.provider_common import Scenario

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from telegram.error import RetryAfter
 
-from services.send_budget import SendBudget, Skipped
+from services.telegram.send_budget import SendBudget, Skipped
 from tests.conftest import TOKEN, USER, make_settings, running_bot
 from tests.fakes.telegram import FakeTelegram
 

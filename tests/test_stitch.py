@@ -1,4 +1,4 @@
-"""services.stitch against a real ffmpeg: whichever ``media.default_tools()`` finds.
+"""services.media.stitch against a real ffmpeg: whichever ``media.default_tools()`` finds.
 
 Run it with Debian's ffmpeg 5.1 on PATH and with ``FFMPEG_BINARY=bundled`` (imageio-ffmpeg's):
 the graph must work on both. Clips differ the way a story's shots do: size, aspect, frame rate,
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from services import media
 from services.errors import MediaError
-from services.stitch import crossfade_offsets, stitch, story_size
+from services.media import ffmpeg as media
+from services.media.stitch import crossfade_offsets, stitch, story_size
 from tests.media_factory import banner, make_sound, make_video
 
 TOL = 0.15

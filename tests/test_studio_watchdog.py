@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
-from services import media, media_effects, views
-from services.catalogue import ModelKind, default_model
 from services.errors import MediaError
-from services.jobs import JobState
+from services.media import effects as media_effects
+from services.media import ffmpeg as media
+from services.model.jobs import JobState
+from services.production import messages
 from services.providers.base import JobSpec, ProviderState
+from services.providers.catalogue import ModelKind, default_model
 from services.providers.local import LocalStudio
 from tests.conftest import OTHER_USER, USER, make_settings, running_bot, services_of
 from tests.fakes.telegram import FakeTelegram
@@ -120,9 +122,9 @@ def _spec(prompt: str) -> JobSpec:
 
 def test_a_job_waiting_for_the_studio_says_it_is_in_line() -> None:
     job = running_job(provider_status="queued:waiting(0.40)|None|None")
-    line = views.status(job, now=30)
+    line = messages.status(job, now=30)
     assert "In line" in line and "Rendering" not in line
-    assert "Rendering" in views.status(running_job(provider_status="running:x||None"), now=30)
+    assert "Rendering" in messages.status(running_job(provider_status="running:x||None"), now=30)
 
 
 @needs_proc

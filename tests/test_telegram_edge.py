@@ -16,7 +16,7 @@ import pytest
 from telegram.ext import ExtBot
 
 from services.errors import MessengerError
-from services.telegram_edge import Messenger
+from services.telegram.messenger import Messenger
 from tests.conftest import TOKEN
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]

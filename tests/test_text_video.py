@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from services.intents import asks_for_video, wants_fast
-from services.jobs import JobKind, JobState
+from services.conversation.intents import asks_for_video, wants_fast
+from services.model.jobs import JobKind, JobState
 from tests.conftest import USER, data_for, delivered_jobs, make_settings, reply_to, running_bot
 from tests.fakes.fal import FakeFal
 from tests.fakes.llm import FakeLLM

@@ -7,7 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from services.catalogue import Model
+from services.providers.catalogue import Model
 
 
 class ProviderState(StrEnum):

@@ -16,8 +16,9 @@ import time
 import uuid
 from pathlib import Path
 
-from services import media, media_effects
 from services.errors import MediaError, ProviderPermanent
+from services.media import effects as media_effects
+from services.media import ffmpeg as media
 from services.providers.base import JobSpec, ProviderState, ProviderStatus, Submission
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.catalogue import ClipFacts, ModelKind
-from services.intents import DEFAULT_MOTION, MOTION_PROMPTS
 from services.providers.base import JobSpec
+from services.providers.catalogue import DEFAULT_MOTION, MOTION_PROMPTS, ClipFacts, ModelKind
 
 SWAPS = {
     "image_url": "images_list",
@@ -24,7 +23,7 @@ EXTEND_PROMPT = (
     "continue the scene naturally: same subject, style and lighting, smooth consistent motion"
 )
 # A video-to-audio prompt describes what is heard (MMAudio's prompt is a sound description), by
-# the soundtrack mood read from the user's words (services.media_effects.MOODS).
+# the soundtrack mood read from the user's words (services.media.effects.MOODS).
 SOUND_PROMPTS = {
     "calm": "calm ambient music with soft pads and a gentle natural ambience",
     "happy": "upbeat cheerful music with light percussion and a bright melody",

@@ -143,9 +143,9 @@ class Transaction:
         return count
 
     async def insert(self, sql: str, params: Params = ()) -> int:
-        """Run one INSERT; return the new row id."""
+        """Run one INSERT; return the new row id, or 0 if nothing was inserted (a conflict)."""
         cursor = await self._conn.execute(sql, params)
-        rowid = cursor.lastrowid
+        rowid = cursor.lastrowid if cursor.rowcount == 1 else 0
         await cursor.close()
         return int(rowid or 0)
 

@@ -121,4 +121,43 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             """,
         ],
     ),
+    (
+        3,
+        [
+            # A story is a job whose shots are jobs too: each its own provider request, its own
+            # credits and its own retries, so a crash or a failed shot never re-bills the others.
+            "ALTER TABLE jobs ADD COLUMN parent_id INTEGER REFERENCES jobs (id)",
+            "ALTER TABLE jobs ADD COLUMN step INTEGER",
+            # One live job per shot; a failed shot may be tried again as a new job.
+            """
+            CREATE UNIQUE INDEX jobs_shot ON jobs (parent_id, step)
+            WHERE parent_id IS NOT NULL
+            AND state NOT IN ('failed', 'canceled', 'timed_out', 'stalled', 'unknown')
+            """,
+            "CREATE INDEX jobs_parent ON jobs (parent_id) WHERE parent_id IS NOT NULL",
+            # Photos and clips of a Telegram album, kept while the album is still arriving (it
+            # has no "last item" mark) and until a story is made of them.
+            """
+            CREATE TABLE album_items (
+                chat_id INTEGER NOT NULL,
+                message_id INTEGER NOT NULL,
+                user_id INTEGER NOT NULL,
+                media_group_id TEXT NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('photo', 'clip')),
+                file_id TEXT NOT NULL,
+                file_unique_id TEXT,
+                path TEXT NOT NULL,
+                caption TEXT NOT NULL DEFAULT '',
+                width INTEGER,
+                height INTEGER,
+                duration REAL,
+                language TEXT NOT NULL DEFAULT 'en',
+                job_id INTEGER REFERENCES jobs (id),
+                created_at REAL NOT NULL,
+                PRIMARY KEY (chat_id, message_id)
+            )
+            """,
+            "CREATE INDEX album_items_open ON album_items (job_id, created_at)",
+        ],
+    ),
 ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.errors import QuotaExceeded
-from services.jobs import JOB_COLUMNS, JSON_COLUMNS, Job, JobState, can_move
+from services.model.jobs import JOB_COLUMNS, JSON_COLUMNS, Job, JobState, can_move
 from services.storage.db import Database, Transaction
 
 Clock = Callable[[], float]
@@ -235,12 +235,16 @@ class JobRepository:
             if reserve is not None:
                 await _hold(tx, job_id, reserve, now)
             if settle:
-                # Settle only a reservation that exists and is not settled yet.
+                # Settle only reservations that exist and are not settled yet: the job's own,
+                # and a story's shots (a failed shot was refunded when it failed; the made ones
+                # are kept with the story's film, or refunded when there is none).
                 await tx.execute(
                     "INSERT INTO ledger (user_id, job_id, entry, amount, reason, created_at) "
-                    "SELECT user_id, job_id, ?, amount, ?, ? FROM ledger "
-                    "WHERE job_id = ? AND entry = 'reserve' AND NOT EXISTS "
-                    "(SELECT 1 FROM ledger WHERE job_id = ? AND entry IN ('keep', 'refund'))",
+                    "SELECT r.user_id, r.job_id, ?, r.amount, ?, ? FROM ledger r "
+                    "WHERE r.entry = 'reserve' AND (r.job_id = ? OR r.job_id IN "
+                    "(SELECT id FROM jobs WHERE parent_id = ?)) AND NOT EXISTS "
+                    "(SELECT 1 FROM ledger s WHERE s.job_id = r.job_id "
+                    "AND s.entry IN ('keep', 'refund'))",
                     (settle, dst.value, now, job_id, job_id),
                 )
         return True
@@ -297,12 +301,13 @@ class JobRepository:
         )
 
     async def for_user(self, user_id: int, states: Iterable[JobState]) -> list[Job]:
-        """A user's jobs in the given states, newest first."""
+        """A user's jobs in the given states, newest first (a story's shots are part of the
+        story, not jobs of their own)."""
         values = [s.value for s in states]
         marks = ", ".join("?" for _ in values)
         rows = await self.db.fetchall(
             f"SELECT * FROM jobs WHERE user_id = ? AND state IN ({marks}) "  # noqa: S608
-            "ORDER BY id DESC",
+            "AND parent_id IS NULL ORDER BY id DESC",
             [user_id, *values],
         )
         return [Job.from_row(r) for r in rows]
@@ -313,10 +318,75 @@ class JobRepository:
         marks = ", ".join("?" for _ in states)
         rows = await self.db.fetchall(
             f"SELECT input_path FROM jobs WHERE state IN ({marks}) "  # noqa: S608
-            "AND input_path IS NOT NULL",
-            states,
+            "AND input_path IS NOT NULL "
+            # An album's photos and clips, while it is collected and while its story may run.
+            "UNION SELECT path AS input_path FROM album_items WHERE job_id IS NULL "
+            f"OR job_id IN (SELECT id FROM jobs WHERE state IN ({marks}))",
+            [*states, *states],
         )
         return {r["input_path"] for r in rows}
+
+    async def shots(self, parent_id: int) -> list[Job]:
+        """A story's shot jobs, by shot and then by attempt."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM jobs WHERE parent_id = ? ORDER BY step, id", (parent_id,)
+        )
+        return [Job.from_row(r) for r in rows]
+
+    async def add_shots(
+        self,
+        parent_id: int,
+        shots: list[tuple[Job, Reservation | None]],
+        *,
+        src: JobState | None = None,
+        dst: JobState | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Insert a story's shot jobs with their credit holds, in one transaction; with ``src``
+        and ``dst`` the story itself moves too (False, and nothing written, if it was not in
+        ``src``). A shot that already has a live job is not added twice."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            if src is not None and dst is not None:
+                if not can_move(src, dst):
+                    raise ValueError(f"illegal transition {src} -> {dst}")
+                fields["updated_at"] = now
+                assignments, values = _assignments(fields)
+                moved = await tx.execute(
+                    f"UPDATE jobs SET state = ?, {assignments} "  # noqa: S608
+                    "WHERE id = ? AND state = ?",
+                    [dst.value, *values, parent_id, src.value],
+                )
+                if moved != 1:
+                    return False
+            for shot, reserve in shots:
+                row = {
+                    name: _encode(name, getattr(shot, name))
+                    for name in JOB_COLUMNS
+                    if name != "updated_at"
+                }
+                row.update(
+                    parent_id=parent_id,
+                    state=shot.state.value,
+                    created_at=now,
+                    updated_at=now,
+                )
+                names = ", ".join(row)
+                marks = ", ".join("?" for _ in row)
+                shot_id = await tx.insert(
+                    f"INSERT INTO jobs ({names}) VALUES ({marks}) "  # noqa: S608
+                    "ON CONFLICT DO NOTHING",
+                    list(row.values()),
+                )
+                if shot_id and reserve is not None and reserve.amount:
+                    await _hold(tx, shot_id, reserve, now)
+        return True
+
+    async def wake(self, job_id: int) -> None:
+        """Make a job due now (a story, when one of its shots has ended)."""
+        await self.db.execute(
+            "UPDATE jobs SET next_poll_at = ? WHERE id = ?", (self.clock(), job_id)
+        )
 
     async def count_by_state(self) -> dict[str, int]:
         """How many jobs are in each state."""
@@ -478,3 +548,86 @@ class AlertRepository:
             (key, now, now - cooldown),
         )
         return changed == 1
+
+
+@dataclass(frozen=True)
+class AlbumItem:
+    """A photo or clip of a Telegram album, fetched and waiting for the rest of the album."""
+
+    chat_id: int
+    message_id: int
+    user_id: int
+    media_group_id: str
+    kind: str  # "photo" or "clip"
+    file_id: str
+    file_unique_id: str | None
+    path: str
+    caption: str = ""
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+    language: str = "en"
+    job_id: int | None = None
+    created_at: float = 0.0
+
+
+_ALBUM_COLUMNS = tuple(name for name in AlbumItem.__dataclass_fields__)
+
+
+class AlbumRepository:
+    """Album items while their album is collected: there is no "last item" signal."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def add(self, item: AlbumItem) -> bool:
+        """Keep an item (once per message, however often Telegram delivers it); True if new."""
+        row = {name: getattr(item, name) for name in _ALBUM_COLUMNS}
+        row.update(job_id=None, created_at=self.clock())
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        return bool(
+            await self.db.execute(
+                f"INSERT INTO album_items ({names}) VALUES ({marks}) "  # noqa: S608
+                "ON CONFLICT DO NOTHING",
+                list(row.values()),
+            )
+        )
+
+    async def has(self, chat_id: int, message_id: int) -> bool:
+        """Whether that message is an album item already kept."""
+        row = await self.db.fetchone(
+            "SELECT 1 FROM album_items WHERE chat_id = ? AND message_id = ?",
+            (chat_id, message_id),
+        )
+        return row is not None
+
+    async def settled(self, quiet_since: float) -> list[list[AlbumItem]]:
+        """Albums nobody has taken whose last item came before ``quiet_since``, each in the
+        order the user sent it."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM album_items WHERE job_id IS NULL AND (chat_id, media_group_id) IN ("
+            "SELECT chat_id, media_group_id FROM album_items WHERE job_id IS NULL "
+            "GROUP BY chat_id, media_group_id HAVING MAX(created_at) <= ?) "
+            "ORDER BY chat_id, media_group_id, message_id",
+            (quiet_since,),
+        )
+        albums: dict[tuple[int, str], list[AlbumItem]] = {}
+        for r in rows:
+            item = AlbumItem(**{name: r[name] for name in _ALBUM_COLUMNS})
+            albums.setdefault((item.chat_id, item.media_group_id), []).append(item)
+        return list(albums.values())
+
+    async def take(self, items: list[AlbumItem], job_id: int) -> None:
+        """Mark the items as made into ``job_id``."""
+        for item in items:
+            await self.db.execute(
+                "UPDATE album_items SET job_id = ? WHERE chat_id = ? AND message_id = ? "
+                "AND job_id IS NULL",
+                (job_id, item.chat_id, item.message_id),
+            )
+
+    async def prune(self, older_than: float) -> int:
+        """Forget items of albums long made into stories (or long abandoned)."""
+        return await self.db.execute("DELETE FROM album_items WHERE created_at < ?", (older_than,))

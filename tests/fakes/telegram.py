@@ -372,6 +372,7 @@ class FakeTelegram:
         language_code: str = "en",
         message_id: int | None = None,
         username: str | None = None,
+        media_group_id: str | None = None,
     ) -> JsonDict:
         """Enqueue a message from a user and return the Message dict."""
         if text is None and photo is None and document is None and video is None:
@@ -420,8 +421,39 @@ class FakeTelegram:
             msg["caption"] = caption
             if entities := command_entities(caption):
                 msg["caption_entities"] = entities
+        if media_group_id is not None:
+            msg["media_group_id"] = media_group_id
         self.push_update({"message": msg})
         return msg
+
+    def user_album(
+        self,
+        user_id: int,
+        items: list[tuple[str, bytes]],
+        *,
+        caption: str | None = None,
+        group: str | None = None,
+        video_meta: tuple[int, int, int] = (320, 240, 2),
+    ) -> list[JsonDict]:
+        """Enqueue an album as Telegram sends one: a message per item ("photo" or "video"),
+        one ``media_group_id``, the caption on the first; returns the Message dicts."""
+        if not 2 <= len(items) <= 10:
+            raise ValueError("an album holds 2 to 10 items")
+        group = group or f"13{len(self.state.history) + 1:06d}{user_id}"
+        sent = []
+        for n, (kind, data) in enumerate(items):
+            extra: dict[str, Any] = {"photo": data} if kind == "photo" else {"video": data}
+            if kind != "photo":
+                extra["video_meta"] = video_meta
+            sent.append(
+                self.user_message(
+                    user_id,
+                    caption=caption if n == 0 else None,
+                    media_group_id=group,
+                    **extra,
+                )
+            )
+        return sent
 
     def press_button(
         self,

@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from services import text_video, views
-from services.catalogue import ModelKind, get_model, models_for, pick_model
-from services.choices import first_offered, fit_params, next_option
-from services.clips import Clips
-from services.credits import Credits
-from services.errors import MessengerError, QuotaExceeded, StudioError, UserInputError
-from services.inbound import InboundImage, InboundMedia, Kind, fetch_image, identify
-from services.intents import (
-    MOTION_PRESETS,
+from services.conversation import text_video, views
+from services.conversation.choices import first_offered, fit_params, next_option
+from services.conversation.clips import Clips
+from services.conversation.desk import ChatUser, Desk
+from services.conversation.intents import (
     asks_for_video,
     aspect_for_size,
     parse_animation,
@@ -28,31 +23,39 @@ from services.intents import (
     wants_no_confirmation,
     without_commands,
 )
-from services.jobs import ACTIVE_STATES, Job, JobKind, JobState
-from services.preferences import Preferences
-from services.prompt_craft import PromptCrafter
+from services.conversation.preferences import Preferences
+from services.conversation.prompt_craft import PromptCrafter
+from services.conversation.safety import screen
+from services.conversation.storyboard import STORY_ACTIONS, Storyboard
+from services.errors import MessengerError, StudioError, UserInputError
+from services.model.jobs import Job, JobKind, JobState
+from services.production import messages
+from services.production.credits import Credits
+from services.production.endings import stop_shots
 from services.providers.base import ProviderSet, Submission
-from services.safety import screen
-from services.storage.repositories import Clock, JobRepository, MediaRepository, UserRepository
-from services.telegram_edge import Messenger
+from services.providers.catalogue import (
+    MOTION_PRESETS,
+    ModelKind,
+    get_model,
+    models_for,
+    pick_model,
+)
+from services.storage.repositories import (
+    AlbumRepository,
+    Clock,
+    JobRepository,
+    MediaRepository,
+    UserRepository,
+)
+from services.telegram.inbound import InboundImage, InboundMedia, Kind, fetch_image, identify
+from services.telegram.messenger import Messenger
 from services.texts import text
 
 log = logging.getLogger(__name__)
 S = JobState
 
 
-@dataclass(frozen=True)
-class ChatUser:
-    """Who is talking to the bot, and where."""
-
-    id: int
-    chat_id: int
-    first_name: str
-    username: str | None
-    language: str
-
-
-class Studio:
+class Studio(Desk):
     """What the bot does for a chat user."""
 
     def __init__(
@@ -68,41 +71,23 @@ class Studio:
         clock: Clock,
         media: MediaRepository,
         crafter: PromptCrafter,
+        albums: AlbumRepository,
         max_running: int = 2,
     ) -> None:
-        self.jobs = jobs
-        self.users = users
-        self.credits = credits
-        self.messenger = messenger
-        self.providers = providers
-        self.inbound_dir = data_dir / "inbound"
-        self.download_limit = download_limit
-        self.clock = clock
-        self.max_running = max_running
+        super().__init__(
+            jobs=jobs,
+            users=users,
+            credits=credits,
+            messenger=messenger,
+            providers=providers,
+            data_dir=data_dir,
+            download_limit=download_limit,
+            clock=clock,
+            max_running=max_running,
+        )
         self.crafter = crafter
         self.clips = Clips(self, media, data_dir)
-
-    async def say(
-        self,
-        user: ChatUser,
-        key: str,
-        *,
-        reply_to: int | None = None,
-        params: Mapping[str, object] | None = None,
-    ) -> None:
-        """Send one text from the table."""
-        body = text(user.language, key, **(params or {}))
-        await self.messenger.send_text(user.chat_id, body, reply_to=reply_to)
-
-    async def seen(self, user: ChatUser) -> Preferences:
-        """Remember the user (every update); return their settings."""
-        await self.users.touch(user.id, user.chat_id, user.first_name, user.username, user.language)
-        return await self.preferences(user.id)
-
-    async def preferences(self, user_id: int) -> Preferences:
-        """A user's settings."""
-        record = await self.users.get(user_id)
-        return Preferences.from_dict(record.settings if record else {})
+        self.storyboard = Storyboard(self, albums)
 
     # --- a photo arrives --------------------------------------------------------------------
 
@@ -221,19 +206,6 @@ class Studio:
             input_file_id=image.file_id,
             input_file_unique_id=image.file_unique_id,
         )
-
-    async def send_card(self, job: Job, reply_to: int | None = None) -> None:
-        """Show the confirm card for a draft."""
-        allowance = await self.credits.allowance(job.user_id)
-        body, keyboard = views.card(job, allowance.available)
-        mid = await self.messenger.send_text(job.chat_id, body, keyboard, reply_to=reply_to)
-        await self.jobs.update(job.id, card_message_id=mid)
-
-    async def refresh_card(self, job: Job, message_id: int) -> None:
-        """Redraw a card after a change."""
-        allowance = await self.credits.allowance(job.user_id)
-        body, keyboard = views.card(job, allowance.available)
-        await self.messenger.edit_text(job.chat_id, message_id, body, keyboard)
 
     # --- words arrive ----------------------------------------------------------------------
 
@@ -358,7 +330,7 @@ class Studio:
 
     async def press(self, user: ChatUser, message_id: int, data: str | None) -> str | None:
         """A job button; returns the short answer shown on the button, if any."""
-        pressed = views.parse_button(data)
+        pressed = messages.parse_button(data)
         job = await self.jobs.get(pressed.job_id) if pressed else None
         if pressed is None or job is None:
             return text(user.language, "button_expired")
@@ -372,6 +344,8 @@ class Studio:
         if pressed.action in ("ext", "mus") and job.state == S.DELIVERED:
             intent = "extend" if pressed.action == "ext" else "music"
             return await self.clips.from_result(job, user, intent)
+        if job.kind == JobKind.STORY and pressed.action in STORY_ACTIONS:
+            return await self.storyboard.press(job, user, pressed.action, message_id)
         if job.state != S.DRAFT:
             return text(lang, "already_started" if job.active else "button_expired")
         if pressed.action == "go" and not job.params.get("pick"):
@@ -407,52 +381,6 @@ class Studio:
         await self.refresh_card(await self.reload(job), message_id)
         return None
 
-    async def _confirm(self, job: Job, user: ChatUser, message_id: int | None) -> str | None:
-        """Reserve the credits and queue the job; ``message_id`` is the card to turn into status."""
-        running = await self.jobs.for_user(user.id, ACTIVE_STATES)
-        if len(running) >= self.max_running:
-            await self.say(user, "busy", params={"count": len(running)})
-            return text(job.language, "busy_short")
-        try:
-            # Checked before a status message is sent; held below, with the move to the queue.
-            await self.credits.check(job.user_id, job.cost)
-            if message_id is None:
-                body, keyboard = views.submitted(job)
-                message_id = await self.messenger.send_text(job.chat_id, body, keyboard)
-            moved = await self.jobs.transition(
-                job.id,
-                S.DRAFT,
-                S.QUEUED,
-                reserve=self.credits.reservation(job),
-                status_message_id=message_id,
-                card_message_id=message_id,
-                next_poll_at=self.clock(),
-                submitted_at=None,
-            )
-        except QuotaExceeded as exc:
-            # Also when another request of theirs took the credits after the check.
-            await self.say(user, "no_credits", params=self._quota_params(exc, user.language))
-            return None
-        if not moved:
-            return text(job.language, "already_started")
-        body, keyboard = views.submitted(await self.reload(job))
-        with contextlib.suppress(MessengerError):
-            await self.messenger.edit_text(job.chat_id, message_id, body, keyboard)
-        return None
-
-    async def start_now(self, job: Job, user: ChatUser, reply_to: int | None = None) -> None:
-        """Submit without the card ("just do it", or the skip-confirmation setting)."""
-        answer = await self._confirm(job, user, None)
-        if answer == text(job.language, "busy_short"):
-            # Too many running: the card lets them start this one later with one press.
-            await self.send_card(job, reply_to=reply_to)
-        elif answer:
-            await self.messenger.send_text(user.chat_id, answer, reply_to=reply_to)
-
-    def _quota_params(self, exc: QuotaExceeded, lang: str) -> dict[str, object]:
-        reset = views.reset_time(lang, exc.resets_at, self.clock(), self.credits.zone)
-        return {**reset, "needed": exc.needed, "available": exc.available}
-
     async def _again(self, job: Job) -> str | None:
         needs_file = job.kind != JobKind.TEXT
         if needs_file and (not job.input_path or not Path(job.input_path).is_file()):
@@ -487,12 +415,6 @@ class Studio:
         await self.send_card(created)
         return None
 
-    async def reload(self, job: Job) -> Job:
-        """The job as it is in the database now."""
-        fresh = await self.jobs.get(job.id)
-        assert fresh is not None
-        return fresh
-
     # --- cancel -----------------------------------------------------------------------------
 
     async def cancel_latest(self, user: ChatUser) -> None:
@@ -523,6 +445,7 @@ class Studio:
                 await self.providers.get(job.provider).cancel(
                     Submission(job.external_id, job.provider_data)
                 )
+        await stop_shots(self.jobs, self.providers, job, self.clock())
         log.info("job %s canceled by the user", job.id)
         message_id = job.status_message_id or job.card_message_id
         if message_id is not None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.catalogue import Model
-from services.choices import first_offered
-from services.intents import parse_animation, without_commands
-from services.jobs import Job, JobKind, JobState
-from services.preferences import Preferences
+from services.conversation.choices import first_offered
+from services.conversation.intents import parse_animation, without_commands
+from services.conversation.preferences import Preferences
+from services.model.jobs import Job, JobKind, JobState
+from services.providers.catalogue import Model
 
 # A film's shape unless the words or the settings ask for another (models without an aspect
 # field make 16:9 anyway).

@@ -7,7 +7,7 @@ import logging
 
 from services.errors import MessengerError
 from services.storage.repositories import AlertRepository
-from services.telegram_edge import Messenger
+from services.telegram.messenger import Messenger
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Clip effects: extending a clip past its end, generated music beds, music under a video.
 
-Same rules as ``services.media``: ffmpeg runs as an asyncio subprocess, outputs are renamed
+Same rules as ``services.media.ffmpeg``: ffmpeg runs as an asyncio subprocess, outputs are renamed
 into place only when whole, and every failure is a MediaError.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.errors import MediaError
-from services.media import (
+from services.media.ffmpeg import (
     H264_OUT,
     MP4_OUT,
     FFmpegTools,
@@ -27,7 +27,7 @@ from services.media import (
     parse_ffmpeg_banner,
     run_ffmpeg,
 )
-from services.media_probe import media_size, sdr_filters
+from services.media.probe import media_size, sdr_filters
 
 EXTEND_EFFECTS: tuple[str, ...] = ("slow_tail", "boomerang", "hold_push")
 

@@ -16,11 +16,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import NoReturn
 
-from services import images, media
 from services.errors import MediaError, MessengerError, UserInputError
-from services.images import MAX_RATIO, MIN_SIDE, Picture, check_dimensions
-from services.telegram_edge import Messenger
-from services.views import human_size
+from services.media import ffmpeg as media
+from services.media import images
+from services.media.images import MAX_RATIO, MIN_SIDE, Picture, check_dimensions
+from services.telegram.messenger import Messenger
+from services.texts import human_size
 
 __all__ = ["MAX_RATIO", "MIN_SIDE", "check_dimensions"]
 

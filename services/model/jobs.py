@@ -62,6 +62,7 @@ class JobKind(StrEnum):
     MUSIC = "music"
     MIX = "mix"  # the user's own audio under a clip
     TEXT = "text"  # a video made from the user's words alone
+    STORY = "story"  # shots (child jobs, or the user's own clips) stitched into one video
 
 
 @dataclass
@@ -105,6 +106,8 @@ class Job:
     next_poll_at: float | None = None
     lease_owner: str | None = None
     lease_until: float | None = None
+    parent_id: int | None = None  # a shot of a story: the story's job
+    step: int | None = None  # which shot of the story, from 0
 
     @property
     def duration(self) -> int:
@@ -115,6 +118,11 @@ class Job:
     def aspect(self) -> str:
         """Requested aspect ratio, e.g. ``16:9``."""
         return str(self.params.get("aspect", "16:9"))
+
+    @property
+    def is_shot(self) -> bool:
+        """Whether this job is one shot of a story (it speaks to the user through the story)."""
+        return self.parent_id is not None
 
     @property
     def active(self) -> bool:

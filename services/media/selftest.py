@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from services import media, media_effects
 from services.errors import MediaError
+from services.media import effects as media_effects
+from services.media import ffmpeg as media
 
 # Each step is bounded: a self-test must never hang the doctor.
 _STEP_LIMIT = 60.0

@@ -7,7 +7,7 @@ import logging
 import time
 from pathlib import Path
 
-from services.storage.repositories import Clock, JobRepository, UpdateRepository
+from services.storage.repositories import AlbumRepository, Clock, JobRepository, UpdateRepository
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +20,16 @@ class Housekeeping:
     """Forgets old update ids and removes inputs no job needs any more."""
 
     def __init__(
-        self, updates: UpdateRepository, jobs: JobRepository, data_dir: Path, clock: Clock
+        self,
+        updates: UpdateRepository,
+        jobs: JobRepository,
+        albums: AlbumRepository,
+        data_dir: Path,
+        clock: Clock,
     ) -> None:
         self.updates = updates
         self.jobs = jobs
+        self.albums = albums
         self.inbound = data_dir / "inbound"
         self.outputs = data_dir / "outputs"
         self.clock = clock
@@ -32,6 +38,7 @@ class Housekeeping:
         """One pass; safe to call at any time."""
         now = self.clock()
         pruned = await self.updates.prune(now - UPDATE_MEMORY)
+        await self.albums.prune(now - INPUT_MEMORY)
         keep = await self.jobs.active_inputs()
         removed = await asyncio.to_thread(self._remove_old, self.inbound, now - INPUT_MEMORY, keep)
         removed += await asyncio.to_thread(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
-from services.catalogue import ModelKind, models_for
+from services.providers.catalogue import ModelKind, models_for
 
 T = TypeVar("T")
 

@@ -16,12 +16,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from services import views
-from services.alerts import Alerts
-from services.catalogue import ClipFacts, fallback_after, get_model
-from services.credits import Credits
-from services.delivery import Delivery
-from services.endings import Endings, failure_reason
 from services.errors import (
     MediaError,
     MessengerError,
@@ -30,8 +24,13 @@ from services.errors import (
     StudioError,
     TransferError,
 )
-from services.inbound import content_type_of
-from services.jobs import Job, JobKind, JobState
+from services.model.jobs import Job, JobKind, JobState
+from services.production import messages
+from services.production.alerts import Alerts
+from services.production.credits import Credits
+from services.production.delivery import Delivery
+from services.production.endings import Endings, failure_reason
+from services.production.stories import Stories
 from services.providers.base import (
     JobSpec,
     ProviderSet,
@@ -39,8 +38,10 @@ from services.providers.base import (
     ProviderStatus,
     Submission,
 )
+from services.providers.catalogue import ClipFacts, fallback_after, get_model
 from services.storage.repositories import Clock, JobRepository, MediaRecord, MediaRepository
-from services.telegram_edge import Messenger
+from services.telegram.inbound import content_type_of
+from services.telegram.messenger import Messenger
 from services.texts import text
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,13 @@ class Poller:
             work_dir=config.work_dir,
             edit_interval=config.edit_interval,
             clock=clock,
+        )
+        self.stories = Stories(
+            jobs=jobs,
+            endings=self.endings,
+            credits=credits,
+            clock=clock,
+            poll_interval=config.poll_interval,
         )
         self._lanes = (
             Lane("poll", POLL_STATES, config.max_concurrent),
@@ -265,6 +273,8 @@ class Poller:
 
     async def _step(self, job: Job) -> float | None:
         """Do the next thing for ``job``; return seconds until it is due again (0 = now)."""
+        if job.kind == JobKind.STORY and job.state != S.DELIVERING:
+            return await self.stories.step(job)  # its shots are jobs of their own
         if job.state == S.QUEUED:
             return await self._submit(job)
         if job.state == S.SUBMITTING:
@@ -513,12 +523,15 @@ class Poller:
         if not job.output_path or not path.is_file():
             await self.jobs.transition(job.id, S.DELIVERING, S.DOWNLOADING)
             return 0
+        if job.parent_id is not None:
+            await self.stories.hand_over(job)  # a shot goes to its story, not to the chat
+            return None
         try:
             async with self.endings.status_when_slow(job):
                 outcome = await self.delivery.deliver(
                     job,
                     path,
-                    views.after_delivery(job),
+                    messages.after_delivery(job),
                     as_document=bool(job.params.get("as_file")),
                 )
         except MediaError as exc:
@@ -534,8 +547,8 @@ class Poller:
             self._keep_output(job, outcome.path)
             log.warning("job %s: upload unconfirmed; offering to send it again", job.id)
             unconfirmed = text(job.language, "status_unconfirmed")
-            if not await self.endings.edit_status(job, unconfirmed, keyboard=views.resend(job)):
-                await self.messenger.send_text(job.chat_id, unconfirmed, views.resend(job))
+            if not await self.endings.edit_status(job, unconfirmed, keyboard=messages.resend(job)):
+                await self.messenger.send_text(job.chat_id, unconfirmed, messages.resend(job))
             await self.endings.clean(job)
             return None
         if outcome.sent is None:
@@ -566,7 +579,7 @@ class Poller:
         done = text(
             job.language,
             "status_done",
-            elapsed=views.elapsed(now - (job.submitted_at or job.created_at)),
+            elapsed=messages.elapsed(now - (job.submitted_at or job.created_at)),
         )
         await self.endings.edit_status(job, done, keyboard=None)
         await self.endings.clean(job)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from services.errors import QuotaExceeded
-from services.jobs import Job
+from services.model.jobs import Job
 from services.storage.repositories import Clock, LedgerRepository, Reservation
 
 

@@ -7,18 +7,18 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from services import media
 from services.errors import MediaError, MessengerError
-from services.jobs import Job
-from services.telegram_edge import (
+from services.media import ffmpeg as media
+from services.model.jobs import Job
+from services.production.messages import caption
+from services.telegram.messenger import (
     FIRST_ACTION_PATIENCE,
     SLOW_STEP,
     Keyboard,
     Messenger,
     SentMedia,
 )
-from services.texts import text
-from services.views import caption, human_size
+from services.texts import human_size, text
 
 log = logging.getLogger(__name__)
 

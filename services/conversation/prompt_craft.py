@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from services.prompt_tables import (
+from services.conversation.prompt_tables import (
     CUES,
     DEFAULT_LOOK,
     DIGITS,

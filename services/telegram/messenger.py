@@ -26,7 +26,7 @@ from telegram.ext import ExtBot
 
 from services.downloads import stream_to_file
 from services.errors import MessengerError, TransferError
-from services.send_budget import SendBudget, Skipped
+from services.telegram.send_budget import SendBudget, Skipped
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from services.catalogue import Model
+from services.providers.catalogue import Model
 
 T = TypeVar("T")
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Literal
 
 from services.errors import MediaError
-from services.media_probe import MediaInfo as MediaInfo
-from services.media_probe import media_size, parse_ffprobe_output
-from services.media_probe import parse_ffmpeg_banner as parse_ffmpeg_banner
-from services.media_probe import parse_ffprobe_json as parse_ffprobe_json
+from services.media.probe import MediaInfo as MediaInfo
+from services.media.probe import media_size, parse_ffprobe_output
+from services.media.probe import parse_ffmpeg_banner as parse_ffmpeg_banner
+from services.media.probe import parse_ffprobe_json as parse_ffprobe_json
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""What the user sees for a job: texts and buttons, built from the job and the text table.
+"""The messages a job sends as it runs: its status line, result caption, failure and buttons.
 
 Buttons carry compact callback data, ``j:<job id>:<action>[:<arg>]``; everything else is read
 from the database when the button is pressed, so buttons survive restarts.
@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from services.catalogue import get_model, models_for
-from services.intents import DEFAULT_MOTION, MOTION_PRESETS, MOTION_PROMPTS
-from services.jobs import Job, JobKind, JobState
-from services.telegram_edge import Keyboard
+from services.model.jobs import Job, JobKind, JobState
+from services.model.specs import story_of
+from services.providers.catalogue import DEFAULT_MOTION, MOTION_PROMPTS, get_model
+from services.telegram.messenger import Keyboard
 from services.texts import text
 
 CAPTION_LIMIT = 1024
 TEXT_LIMIT = 4096
-ASPECT_CYCLE = ("16:9", "9:16", "1:1")
 
 
 @dataclass(frozen=True)
@@ -68,11 +65,6 @@ def elapsed(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def human_size(size: int) -> str:
-    """``12.3 MB`` (decimal megabytes, as Telegram counts them)."""
-    return f"{size / 1_000_000:.1f} MB"
-
-
 def what(job: Job) -> str:
     """``Animate photo`` etc."""
     return text(job.language, f"what_{job.kind.value}")
@@ -81,72 +73,6 @@ def what(job: Job) -> str:
 def motion_name(lang: str, motion: str) -> str:
     """A motion's display name."""
     return text(lang, f"motion_{motion}")
-
-
-def card(job: Job, available: int) -> tuple[str, Keyboard]:
-    """The confirm card: what will happen and what it costs, with its buttons."""
-    model = get_model(job.model)
-    lang = job.language
-    body = text(
-        lang,
-        "card",
-        what=what(job),
-        model=html.escape(model.title),
-        details=details(job),
-        prompt=user_text(job.prompt or default_prompt(job)),
-        cost=job.cost,
-        available=available if available < 10**8 else "∞",
-    )
-    # Only choices the model really offers get a button.
-    options: list[tuple[str, str]] = []
-    if len(models_for(model.provider, model.kind)) > 1:
-        options.append((text(lang, "btn_model"), button(job.id, "mdl")))
-    if len(model.durations) > 1:
-        options.append((text(lang, "btn_duration", duration=job.duration), button(job.id, "dur")))
-    if len(model.aspects) > 1:
-        options.append((text(lang, "btn_aspect", aspect=job.aspect), button(job.id, "asp")))
-    keyboard: Keyboard = [[(text(lang, "btn_generate"), button(job.id, "go"))]]
-    if options:
-        keyboard.append(options)
-    if job.kind == JobKind.TEXT and job.params.get("crafted") != job.params.get("words"):
-        # Either the crafted prompt or the user's own words, one press apart.
-        mine = job.prompt == job.params.get("words")
-        label = "btn_crafted" if mine else "btn_own_words"
-        keyboard.append([(text(lang, label), button(job.id, "own"))])
-    keyboard.append([(text(lang, "btn_cancel"), button(job.id, "x"))])
-    return clip(body, TEXT_LIMIT), keyboard
-
-
-def details(job: Job) -> str:
-    """The card's middle lines: what exactly this kind of job will do."""
-    lang = job.language
-    model = get_model(job.model)
-    if job.kind == JobKind.ANIMATE:
-        return text(
-            lang,
-            "details_animate",
-            motion=motion_name(lang, str(job.params.get("motion", "zoom_in"))),
-            duration=job.duration,
-            aspect=job.aspect if model.aspects else text(lang, "aspect_as_photo"),
-        )
-    if job.kind == JobKind.EXTEND:
-        if job.params.get("source_request_id"):
-            return text(lang, "details_extend_chained", duration=job.duration)
-        effect = str(job.params.get("effect", "slow_tail"))
-        return text(
-            lang, "details_extend", duration=job.duration, effect=text(lang, f"effect_{effect}")
-        )
-    if job.kind == JobKind.MUSIC and model.provider == "local":
-        return text(
-            lang, "details_music", mood=text(lang, f"mood_{job.params.get('mood', 'calm')}")
-        )
-    if job.kind == JobKind.MUSIC:
-        return text(lang, "details_music_ai")
-    if job.kind == JobKind.TEXT:
-        crafted = job.prompt == job.params.get("crafted") and job.prompt != job.params.get("words")
-        key = "details_text_crafted" if crafted else "details_text"
-        return text(lang, key, duration=job.duration, aspect=job.aspect)
-    return text(lang, "details_mix")
 
 
 def default_prompt(job: Job) -> str:
@@ -159,29 +85,13 @@ def default_prompt(job: Job) -> str:
     return MOTION_PROMPTS.get(motion, MOTION_PROMPTS[DEFAULT_MOTION])
 
 
-def ask_clip(job: Job) -> tuple[str, Keyboard]:
-    """For a clip without a caption: extend it or add music?"""
-    lang = job.language
-    return text(lang, "ask_clip"), [
-        [
-            (text(lang, "btn_extend"), button(job.id, "k", "extend")),
-            (text(lang, "btn_music"), button(job.id, "k", "music")),
-        ],
-        [(text(lang, "btn_cancel"), button(job.id, "x"))],
-    ]
-
-
-def ask_motion(job: Job) -> tuple[str, Keyboard]:
-    """For a photo without a caption: motion presets as buttons."""
-    lang = job.language
-    names = [(motion_name(lang, m), button(job.id, "m", m)) for m in MOTION_PRESETS]
-    rows = [names[i : i + 2] for i in range(0, len(names), 2)]
-    rows.append([(text(lang, "btn_cancel"), button(job.id, "x"))])
-    return text(lang, "ask_motion"), rows
-
-
 def submitted(job: Job) -> tuple[str, Keyboard]:
     """The status message as first shown."""
+    if job.kind == JobKind.STORY:
+        shots = len(story_of(job).kept)
+        model = get_model(str(job.params.get("shot_model") or job.model))
+        body = text(job.language, "submitted_story", count=shots, model=html.escape(model.title))
+        return body, cancel_keyboard(job)
     model = get_model(job.model)
     body = text(
         job.language, "submitted", model=html.escape(model.title), typical=model.typical_text()
@@ -201,7 +111,9 @@ def status(job: Job, now: float) -> str:
     started = job.submitted_at or job.updated_at
     spent = now - started
     took = elapsed(spent)
-    if job.state in (JobState.QUEUED, JobState.SUBMITTING):
+    if job.kind == JobKind.STORY and job.state in (JobState.RUNNING, JobState.DOWNLOADING):
+        line = story_status(job, took)
+    elif job.state in (JobState.QUEUED, JobState.SUBMITTING):
         line = text(lang, "status_queued", elapsed=took)
     elif job.state == JobState.DOWNLOADING:
         line = text(lang, "status_downloading", elapsed=took)
@@ -224,6 +136,36 @@ def status(job: Job, now: float) -> str:
     elif spent >= 120:
         line += "\n" + text(lang, "status_slow")
     return f"{head}\n\n{line}"
+
+
+# A story's status shows each shot: made, being made, waiting, failed (Stories' marks).
+SHOT_MARKS = {"d": "✅", "r": "🎬", "q": "⏳", "f": "⚠️"}
+
+
+def story_status(job: Job, took: str) -> str:
+    """A story's progress, shot by shot: ``✅ ✅ 🎬 ⏳`` and how many are made."""
+    lang = job.language
+    if job.state == JobState.DOWNLOADING:
+        return text(lang, "status_stitching", elapsed=took)
+    marks = job.provider_status or ""
+    if not marks:
+        return text(lang, "status_queued", elapsed=took)
+    shots = " ".join(SHOT_MARKS.get(mark, "·") for mark in marks)
+    return text(
+        lang, "status_story", shots=shots, done=marks.count("d"), total=len(marks), elapsed=took
+    )
+
+
+def shot_failed(story: Job, failed: list[int], total: int) -> tuple[str, Keyboard]:
+    """A story's shot could not be made: refunded; go on without it, or try it again."""
+    lang = story.language
+    numbers = ", ".join(str(i + 1) for i in failed)
+    body = text(lang, "shot_failed", numbers=numbers, count=len(failed))
+    rows: Keyboard = [[(text(lang, "btn_shot_retry"), button(story.id, "retry"))]]
+    if total > len(failed):
+        rows.append([(text(lang, "btn_shot_skip"), button(story.id, "skip"))])
+    rows.append([(text(lang, "btn_cancel"), button(story.id, "x"))])
+    return body, rows
 
 
 def caption(job: Job, note: str | None = None) -> str:
@@ -285,39 +227,13 @@ def resend(job: Job) -> Keyboard:
 def after_delivery(job: Job) -> Keyboard:
     """Buttons under a delivered video: do it again, or get the file without recompression."""
     lang = job.language
+    first = [(text(lang, "btn_extend"), button(job.id, "ext"))]
+    if job.kind != JobKind.STORY:  # a story is planned again from words or a new album
+        first.insert(0, (text(lang, "btn_again"), button(job.id, "again")))
     return [
-        [
-            (text(lang, "btn_again"), button(job.id, "again")),
-            (text(lang, "btn_extend"), button(job.id, "ext")),
-        ],
+        first,
         [
             (text(lang, "btn_music"), button(job.id, "mus")),
             (text(lang, "btn_as_file"), button(job.id, "file", prefix="r")),
         ],
     ]
-
-
-def job_line(job: Job, now: float) -> str:
-    """One line of /status: what, with which model, where it is."""
-    lang = job.language
-    model = html.escape(get_model(job.model).title)
-    started = job.submitted_at or job.updated_at
-    if job.state == JobState.DRAFT:
-        where = text(lang, "state_draft")
-    elif job.progress is not None and job.state == JobState.RUNNING:
-        where = f"{int(job.progress * 100)}%"
-    elif job.queue_position is not None and job.state == JobState.RUNNING:
-        where = text(lang, "state_queue", position=job.queue_position + 1)
-    else:
-        where = text(lang, f"state_{job.state.value}")
-    return f"#{job.id} {what(job)} · {model} · {where} · {elapsed(now - started)}"
-
-
-def reset_time(lang: str, resets_at: float, now: float, zone: ZoneInfo) -> dict[str, object]:
-    """When the allowance resets, as clock time and as "in 5 h 12 min"."""
-    left = max(0, int(resets_at - now))
-    return {
-        "reset_clock": f"{datetime.fromtimestamp(resets_at, zone):%H:%M}",
-        "zone": str(zone),
-        "reset_in": text(lang, "hours_minutes", hours=left // 3600, minutes=left % 3600 // 60),
-    }

@@ -10,12 +10,14 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-from services import views
-from services.catalogue import Model, ModelKind, get_model, models_for, pick_model
-from services.credits import Credits
+from services.conversation import views
+from services.conversation.desk import ChatUser
+from services.conversation.preferences import FIELDS, Preferences
 from services.errors import MessengerError
-from services.jobs import ACTIVE_STATES, JobState
-from services.preferences import FIELDS, Preferences
+from services.model.jobs import ACTIVE_STATES, JobState
+from services.production import messages
+from services.production.credits import Credits
+from services.providers.catalogue import Model, ModelKind, get_model, models_for, pick_model
 from services.storage.repositories import (
     Clock,
     JobRepository,
@@ -23,8 +25,7 @@ from services.storage.repositories import (
     MediaRepository,
     UserRepository,
 )
-from services.studio import ChatUser
-from services.telegram_edge import Keyboard, Messenger
+from services.telegram.messenger import Keyboard, Messenger
 from services.texts import text
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ class Account:
         self.clock = clock
 
     async def _send(self, user: ChatUser, body: str, keyboard: Keyboard | None = None) -> None:
-        await self.messenger.send_text(user.chat_id, views.clip(body, views.TEXT_LIMIT), keyboard)
+        await self.messenger.send_text(
+            user.chat_id, messages.clip(body, messages.TEXT_LIMIT), keyboard
+        )
 
     async def status(self, user: ChatUser) -> None:
         """Drafts and running jobs, with where each one is."""
@@ -84,10 +87,12 @@ class Account:
         lines, keyboard = [], []
         for job in done[:HISTORY_SIZE]:
             stamp = datetime.fromtimestamp(job.finished_at or job.updated_at, self.credits.zone)
-            prompt = views.user_text(job.prompt or views.motion_name(job.language, "zoom_in"), 60)
-            lines.append(f"#{job.id} {stamp:%d.%m %H:%M} · {views.what(job)} · <i>{prompt}</i>")
+            prompt = messages.user_text(
+                job.prompt or messages.motion_name(job.language, "zoom_in"), 60
+            )
+            lines.append(f"#{job.id} {stamp:%d.%m %H:%M} · {messages.what(job)} · <i>{prompt}</i>")
             label = text(user.language, "btn_send_again", id=job.id)
-            keyboard.append([(label, views.button(job.id, "send", prefix="r"))])
+            keyboard.append([(label, messages.button(job.id, "send", prefix="r"))])
         await self._send(
             user, text(user.language, "history_head") + "\n" + "\n".join(lines), keyboard
         )
@@ -176,7 +181,7 @@ class Account:
 
     async def result_button(self, user: ChatUser, data: str | None) -> str | None:
         """A result button: "send" (again, by file_id) or "file" (as a document)."""
-        pressed = views.parse_button(data, prefix="r")
+        pressed = messages.parse_button(data, prefix="r")
         job = await self.jobs.get(pressed.job_id) if pressed else None
         if pressed is None or job is None or job.state != JobState.DELIVERED:
             return text(user.language, "button_expired")
@@ -185,7 +190,7 @@ class Account:
         record = await self.media.for_job(job.id)
         if pressed.action == "send" and record is not None:
             await self.messenger.send_video_by_id(
-                user.chat_id, record.file_id, views.caption(job), views.after_delivery(job)
+                user.chat_id, record.file_id, messages.caption(job), messages.after_delivery(job)
             )
             return None
         # "As file", or "Send it again" after an upload Telegram never confirmed: from disk.
@@ -200,11 +205,11 @@ class Account:
                 sent = await self.messenger.send_video(
                     user.chat_id,
                     path,
-                    caption=views.caption(job),
+                    caption=messages.caption(job),
                     width=None,
                     height=None,
                     duration=None,
-                    keyboard=None if as_document else views.after_delivery(job),
+                    keyboard=None if as_document else messages.after_delivery(job),
                     as_document=as_document,
                 )
         except MessengerError as exc:

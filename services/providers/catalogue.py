@@ -17,6 +17,31 @@ class ModelKind(StrEnum):
     EXTEND_CHAINED = "extend-chained"
     VIDEO_TO_AUDIO = "video-to-audio"
     OWN_AUDIO = "own-audio"
+    STITCH = "stitch"  # shots joined into one film, here
+
+
+# Camera moves for a photo: the presets offered as buttons (in display order) and the prompt a
+# model is sent for each when the user gave no words of their own.
+DEFAULT_MOTION = "zoom_in"
+
+MOTION_PRESETS: tuple[str, ...] = (
+    "zoom_in",
+    "zoom_out",
+    "pan_left",
+    "pan_right",
+    "pan_up",
+    "pan_down",
+)
+
+
+MOTION_PROMPTS: dict[str, str] = {
+    "zoom_in": "slow cinematic push-in toward the subject, subtle natural motion",
+    "zoom_out": "slow cinematic pull-back revealing the scene, subtle natural motion",
+    "pan_left": "smooth camera pan to the left, subtle natural motion",
+    "pan_right": "smooth camera pan to the right, subtle natural motion",
+    "pan_up": "smooth camera tilt upward, subtle natural motion",
+    "pan_down": "smooth camera tilt downward, subtle natural motion",
+}
 
 
 @dataclass(frozen=True)
@@ -175,6 +200,10 @@ MODELS: tuple[Model, ...] = (
     ),
     Model(
         "studio-mix", "local", ModelKind.OWN_AUDIO, "Your audio", "mix", (0,), (), {0: 0}, (5, 30)
+    ),
+    # A story's own step: its shots are priced by their models; joining them is free.
+    Model(
+        "studio-story", "local", ModelKind.STITCH, "Story", "stitch", (0,), (), {0: 0}, (20, 300)
     ),
     # muapi.ai — one key, many vendors. Endpoints and fields: providers.md §1.4–1.6.
     Model(

@@ -6,10 +6,22 @@ import asyncio
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from services import media, views
-from services.catalogue import (
+from services.conversation import views
+from services.conversation.desk import ChatUser, Desk
+from services.conversation.intents import (
+    clip_intent,
+    parse_animation,
+    wants_no_confirmation,
+    without_commands,
+)
+from services.conversation.safety import screen
+from services.errors import MediaError, MessengerError, UserInputError
+from services.media import ffmpeg as media
+from services.media.effects import extend_effect_for, mood_for
+from services.model.jobs import Job, JobKind, JobState
+from services.providers.catalogue import (
     ClipFacts,
     Model,
     ModelKind,
@@ -18,26 +30,18 @@ from services.catalogue import (
     model_for_clip,
     models_for,
 )
-from services.errors import MediaError, MessengerError, UserInputError
-from services.inbound import InboundMedia, fetch_audio, fetch_clip
-from services.intents import clip_intent, parse_animation, wants_no_confirmation, without_commands
-from services.jobs import Job, JobKind, JobState
-from services.media_effects import extend_effect_for, mood_for
-from services.safety import screen
 from services.storage.repositories import MediaRepository
+from services.telegram.inbound import InboundMedia, fetch_audio, fetch_clip
 from services.texts import text
-
-if TYPE_CHECKING:
-    from services.studio import ChatUser, Studio
 
 S = JobState
 
 
 class Clips:
-    """The clip side of the studio; shares its drafts, cards and confirmations."""
+    """The clip side of the conversation: drafts and cards through the shared desk."""
 
-    def __init__(self, studio: Studio, media: MediaRepository, data_dir: Path) -> None:
-        self.studio = studio
+    def __init__(self, desk: Desk, media: MediaRepository, data_dir: Path) -> None:
+        self.desk = desk
         self.media = media
         self.outputs = data_dir / "outputs"
 
@@ -46,7 +50,7 @@ class Clips:
     ) -> tuple[Model, dict[str, Any]]:
         """The model for a clip job; models that cannot work on this clip are passed over
         here, when the job is made (Veo extends only Veo-made clips, MMAudio reads 30 s)."""
-        main = self.studio.providers.main.name
+        main = self.desk.providers.main.name
         if intent == "extend":
             if source is not None and source.provider == main and source.external_id:
                 chained = chained_extend_for(get_model(source.model))
@@ -119,22 +123,22 @@ class Clips:
         replied_to: int | None,
     ) -> None:
         """A video (or a reply to one): extend it, add sound, or ask which."""
-        studio = self.studio
-        existing = await studio.jobs.by_source(user.chat_id, message_id)
+        desk = self.desk
+        existing = await desk.jobs.by_source(user.chat_id, message_id)
         if existing is not None and existing.card_message_id is not None:
             return
         refusal = screen(words or "")
         if refusal:
-            await studio.say(user, refusal, reply_to=message_id)
+            await desk.say(user, refusal, reply_to=message_id)
             return
         prompt = without_commands(words or "")
         if existing is None:
             try:
                 path, info = await fetch_clip(
-                    studio.messenger, clip, studio.inbound_dir, studio.download_limit
+                    desk.messenger, clip, desk.inbound_dir, desk.download_limit
                 )
             except UserInputError as exc:
-                await studio.say(user, exc.key, reply_to=message_id, params=exc.params)
+                await desk.say(user, exc.key, reply_to=message_id, params=exc.params)
                 return
             intent = clip_intent(prompt)
             source = await self._delivered_job(user, replied_to)
@@ -145,28 +149,26 @@ class Clips:
                 )
             except UserInputError as exc:
                 path.unlink(missing_ok=True)
-                await studio.say(user, exc.key, reply_to=message_id, params=exc.params)
+                await desk.say(user, exc.key, reply_to=message_id, params=exc.params)
                 return
             if intent is None:
                 draft.params["pick"] = True
                 draft.params["source_job"] = source.id if source else None
-            job, created = await studio.jobs.create(draft)
+            job, created = await desk.jobs.create(draft)
             if not created:
                 path.unlink(missing_ok=True)
         else:
             job = existing
         if job.params.get("pick"):
             body, keyboard = views.ask_clip(job)
-            mid = await studio.messenger.send_text(
-                user.chat_id, body, keyboard, reply_to=message_id
-            )
-            await studio.jobs.update(job.id, card_message_id=mid)
+            mid = await desk.messenger.send_text(user.chat_id, body, keyboard, reply_to=message_id)
+            await desk.jobs.update(job.id, card_message_id=mid)
             return
-        prefs = await studio.preferences(user.id)
+        prefs = await desk.preferences(user.id)
         if prefs.skip_confirm or wants_no_confirmation(words or ""):
-            await studio.start_now(job, user, reply_to=message_id)
+            await desk.start_now(job, user, reply_to=message_id)
         else:
-            await studio.send_card(job, reply_to=message_id)
+            await desk.send_card(job, reply_to=message_id)
 
     async def _delivered_job(self, user: ChatUser, message_id: int | None) -> Job | None:
         """The bot's own job behind a message the user replied to, if it was ours."""
@@ -175,7 +177,7 @@ class Clips:
         record = await self.media.by_message(user.chat_id, message_id)
         if record is None or record.job_id is None:
             return None
-        job = await self.studio.jobs.get(record.job_id)
+        job = await self.desk.jobs.get(record.job_id)
         return job if job is not None and job.user_id == user.id else None
 
     async def choose(self, job: Job, user: ChatUser, intent: str, message_id: int) -> str | None:
@@ -183,7 +185,7 @@ class Clips:
         if intent not in ("extend", "music") or not job.input_path:
             return text(user.language, "button_expired")
         source_id = job.params.get("source_job")
-        source = await self.studio.jobs.get(int(source_id)) if source_id else None
+        source = await self.desk.jobs.get(int(source_id)) if source_id else None
         facts = ClipFacts.from_params(job.params)
         try:
             fresh = self._job(
@@ -197,9 +199,9 @@ class Clips:
                 facts,
             )
         except UserInputError as exc:
-            await self.studio.say(user, exc.key, params=exc.params)
+            await self.desk.say(user, exc.key, params=exc.params)
             return None
-        await self.studio.jobs.update(
+        await self.desk.jobs.update(
             job.id,
             kind=fresh.kind,
             provider=fresh.provider,
@@ -208,12 +210,12 @@ class Clips:
             cost=fresh.cost,
             card_message_id=message_id,
         )
-        await self.studio.refresh_card(await self.studio.reload(job), message_id)
+        await self.desk.refresh_card(await self.desk.reload(job), message_id)
         return None
 
     async def from_result(self, job: Job, user: ChatUser, intent: str) -> str | None:
         """Extend / Add music under a delivered video: a new draft made from that result."""
-        folder = self.studio.inbound_dir
+        folder = self.desk.inbound_dir
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{uuid.uuid4().hex}.mp4"
         kept = self.outputs / f"{job.id}.mp4"
@@ -224,43 +226,41 @@ class Clips:
             if record is None:
                 return text(user.language, "button_expired")
             try:
-                await self.studio.messenger.download(
-                    record.file_id, path, self.studio.download_limit
-                )
+                await self.desk.messenger.download(record.file_id, path, self.desk.download_limit)
             except MessengerError:
                 return text(user.language, "output_gone")
         try:
             draft = self._job(user, None, path, None, "", intent, job, await _facts_of(path))
         except UserInputError as exc:
             path.unlink(missing_ok=True)
-            await self.studio.say(user, exc.key, params=exc.params)
+            await self.desk.say(user, exc.key, params=exc.params)
             return None
-        created, _ = await self.studio.jobs.create(draft)
-        await self.studio.send_card(created)
+        created, _ = await self.desk.jobs.create(draft)
+        await self.desk.send_card(created)
         return None
 
     async def receive_audio(
         self, user: ChatUser, message_id: int, sound: InboundMedia, video: InboundMedia | None
     ) -> None:
         """A voice note or audio sent as a reply to a video: mix it in, locally and free."""
-        studio = self.studio
+        desk = self.desk
         if video is None:
-            await studio.say(user, "audio_needs_video", reply_to=message_id)
+            await desk.say(user, "audio_needs_video", reply_to=message_id)
             return
-        if await studio.jobs.by_source(user.chat_id, message_id) is not None:
+        if await desk.jobs.by_source(user.chat_id, message_id) is not None:
             return
         try:
             clip_path, _ = await fetch_clip(
-                studio.messenger, video, studio.inbound_dir, studio.download_limit
+                desk.messenger, video, desk.inbound_dir, desk.download_limit
             )
             audio_path = await fetch_audio(
-                studio.messenger, sound, studio.inbound_dir, studio.download_limit
+                desk.messenger, sound, desk.inbound_dir, desk.download_limit
             )
         except UserInputError as exc:
-            await studio.say(user, exc.key, reply_to=message_id, params=exc.params)
+            await desk.say(user, exc.key, reply_to=message_id, params=exc.params)
             return
         model = get_model("studio-mix")
-        job, created = await studio.jobs.create(
+        job, created = await desk.jobs.create(
             Job(
                 id=0,
                 user_id=user.id,
@@ -278,7 +278,7 @@ class Clips:
             )
         )
         if created:
-            await studio.start_now(job, user, reply_to=message_id)
+            await desk.start_now(job, user, reply_to=message_id)
 
 
 async def _facts_of(path: Path) -> ClipFacts | None:

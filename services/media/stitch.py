@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from services.errors import MediaError
-from services.media import (
+from services.media.effects import AUDIO_FORMAT, AUDIO_RATE, exactly
+from services.media.ffmpeg import (
     H264_OUT,
     MP4_OUT,
     FFmpegTools,
@@ -25,7 +26,6 @@ from services.media import (
     probe,
     run_ffmpeg,
 )
-from services.media_effects import AUDIO_FORMAT, AUDIO_RATE, exactly
 
 Transition = Literal["cut", "fade"]
 TRANSITIONS: tuple[Transition, ...] = get_args(Transition)

@@ -9,13 +9,13 @@ import shutil
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
-from services import views
-from services.alerts import Alerts
 from services.errors import MessengerError, ProviderPermanent, StudioError
-from services.jobs import Job, JobState
+from services.model.jobs import Job, JobKind, JobState, can_move
+from services.production import messages
+from services.production.alerts import Alerts
 from services.providers.base import ProviderSet, ProviderStatus, Submission
 from services.storage.repositories import Clock, JobRepository
-from services.telegram_edge import SLOW_STEP, Keyboard, Messenger
+from services.telegram.messenger import SLOW_STEP, Keyboard, Messenger
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,10 @@ class Endings:
         notify: bool = True,
         params: Mapping[str, object] | None = None,
     ) -> None:
-        """End a job without a video: record it, refund, and tell the user what happened."""
+        """End a job without a video: record it, refund, and tell the user what happened.
+
+        A story's shot speaks through its story: the story is woken to decide what next.
+        """
         moved = await self.jobs.transition(
             job.id, job.state, state, settle="refund", finished_at=self.clock(), error=reason_key
         )
@@ -75,12 +78,22 @@ class Endings:
             return
         ended = await self._reload(job)
         log.info("job %s ended %s (%s); refunded", job.id, state.value, reason_key)
+        if job.parent_id is not None:
+            await self.clean(ended)
+            await self.jobs.wake(job.parent_id)
+            return
+        await self.stop_shots(ended)
         if notify:
-            body, keyboard = views.failure(ended, reason_key, **(params or {}))
+            body, keyboard = messages.failure(ended, reason_key, **(params or {}))
             with contextlib.suppress(MessengerError):
                 await self.messenger.send_text(job.chat_id, body, keyboard)
-        await self.edit_status(ended, views.stopped(ended), keyboard=None)
+        await self.edit_status(ended, messages.stopped(ended), keyboard=None)
         await self.clean(ended)
+
+    async def stop_shots(self, story: Job) -> None:
+        """Stop the shots still being made for a story that ended, and remove their files."""
+        for shot in await stop_shots(self.jobs, self.providers, story, self.clock()):
+            await self.clean(shot)
 
     async def cancel_remote(self, job: Job) -> None:
         """Ask the provider to stop a job we gave up on (best effort)."""
@@ -109,14 +122,14 @@ class Endings:
         A forced edit must go out unless ``optional`` says it may give way to people's answers.
         """
         now = self.clock()
-        body = views.status(job, now)
+        body = messages.status(job, now)
         if body == job.status_text:
             return
         if not force and job.status_edited_at and now - job.status_edited_at < self.edit_interval:
             return
         if optional is None:
             optional = not force
-        await self.edit_status(job, body, keyboard=views.cancel_keyboard(job), optional=optional)
+        await self.edit_status(job, body, keyboard=messages.cancel_keyboard(job), optional=optional)
 
     @contextlib.asynccontextmanager
     async def status_when_slow(self, job: Job, after: float = SLOW_STEP) -> AsyncIterator[None]:
@@ -168,6 +181,27 @@ class Endings:
         return fresh
 
 
+async def stop_shots(
+    jobs: JobRepository, providers: ProviderSet, story: Job, now: float
+) -> list[Job]:
+    """Cancel a story's shots that are still being made (their credits were settled with the
+    story) and ask their providers to stop; the shots stopped."""
+    if story.kind != JobKind.STORY:
+        return []
+    stopped = []
+    for shot in await jobs.shots(story.id):
+        if can_move(shot.state, S.CANCELED) and await jobs.transition(
+            shot.id, shot.state, S.CANCELED, settle="refund", finished_at=now
+        ):
+            if shot.external_id:
+                with contextlib.suppress(StudioError):
+                    await providers.get(shot.provider).cancel(
+                        Submission(shot.external_id, shot.provider_data)
+                    )
+            stopped.append(shot)
+    return stopped
+
+
 def reason_for(exc: ProviderPermanent) -> tuple[str, dict[str, object]]:
     """The user's text for a permanent provider error."""
     if exc.reason in {"out_of_credit", "auth", "unavailable"}:
@@ -176,7 +210,7 @@ def reason_for(exc: ProviderPermanent) -> tuple[str, dict[str, object]]:
         return "failed_content", {}
     if exc.reason == "failed_media":
         return "failed_media", {}
-    return "failed_provider", {"detail": views.user_text(str(exc), 200)}
+    return "failed_provider", {"detail": messages.user_text(str(exc), 200)}
 
 
 def failure_reason(status: ProviderStatus) -> tuple[str, dict[str, object]]:
@@ -184,4 +218,4 @@ def failure_reason(status: ProviderStatus) -> tuple[str, dict[str, object]]:
     error = (status.error or "").strip()
     if any(word in error.lower() for word in CONTENT_WORDS):
         return "failed_content", {}
-    return "failed_provider", {"detail": views.user_text(error or "no reason given", 200)}
+    return "failed_provider", {"detail": messages.user_text(error or "no reason given", 200)}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from services.providers.catalogue import DEFAULT_MOTION
+
 # Keyword tables are data: per motion, the phrases that select it (English and Russian).
 MOTION_WORDS: dict[str, tuple[str, ...]] = {
     "zoom_out": (
@@ -35,18 +37,6 @@ MOTION_WORDS: dict[str, tuple[str, ...]] = {
     "pan_up": ("pan up", "tilt up", "upward", "look up", "rise", "вверх", "наверх"),
     "pan_down": ("pan down", "tilt down", "downward", "look down", "вниз"),
 }
-DEFAULT_MOTION = "zoom_in"
-
-# The presets offered as buttons for a photo without a caption, in display order.
-MOTION_PRESETS: tuple[str, ...] = (
-    "zoom_in",
-    "zoom_out",
-    "pan_left",
-    "pan_right",
-    "pan_up",
-    "pan_down",
-)
-
 ASPECT_WORDS: dict[str, tuple[str, ...]] = {
     "9:16": (
         "tiktok",
@@ -107,6 +97,71 @@ def parse_animation(prompt: str) -> AnimationRequest:
     return AnimationRequest(motion=motion, aspect=aspect, duration=duration)
 
 
+def named_motion(words: str) -> str | None:
+    """The camera move the words name, if they name one."""
+    return _first_match(" ".join(words.lower().split()), MOTION_WORDS)
+
+
+# Albums and stories: how the shots are joined and what plays under them.
+STITCH_WORDS: tuple[str, ...] = (
+    "stitch",
+    "join",
+    "combine",
+    "merge",
+    "glue",
+    "склей",
+    "склеить",
+    "соедини",
+    "объедини",
+    "смонтируй",
+)
+NO_MUSIC_WORDS: tuple[str, ...] = (
+    "no music",
+    "without music",
+    "no soundtrack",
+    "without sound",
+    "silent",
+    "без музыки",
+    "без звука",
+    "без саундтрека",
+)
+MUSIC_WORDS: tuple[str, ...] = ("music", "soundtrack", "музык", "саундтрек")
+CUT_WORDS: tuple[str, ...] = (
+    "hard cut",
+    "no transitions",
+    "without transitions",
+    "no fades",
+    "just cuts",
+    "cuts only",
+    "без переходов",
+    "резкие склейки",
+)
+
+
+@dataclass(frozen=True)
+class JoinWish:
+    """What the words of an album or a story say about joining its shots."""
+
+    music: bool | None  # True: asked for music; False: asked for none; None: not said
+    cuts: bool  # hard cuts instead of crossfades
+    stitch: bool  # "stitch/join these" was said
+
+
+def join_wish(words: str) -> JoinWish:
+    """Read music, transitions and "join these" from a caption."""
+    text = " ".join(words.lower().split())
+    music: bool | None = None
+    if any(w in text for w in NO_MUSIC_WORDS):
+        music = False
+    elif any(w in text for w in MUSIC_WORDS):
+        music = True
+    return JoinWish(
+        music=music,
+        cuts=any(w in text for w in CUT_WORDS),
+        stitch=any(w in text for w in STITCH_WORDS),
+    )
+
+
 def aspect_for_size(width: int, height: int) -> str:
     """The offered aspect closest to a photo's own shape."""
     ratio = width / height
@@ -116,16 +171,6 @@ def aspect_for_size(width: int, height: int) -> str:
         return "9:16"
     return "1:1"
 
-
-# What a model is asked for when the user picked a preset instead of writing a prompt.
-MOTION_PROMPTS: dict[str, str] = {
-    "zoom_in": "slow cinematic push-in toward the subject, subtle natural motion",
-    "zoom_out": "slow cinematic pull-back revealing the scene, subtle natural motion",
-    "pan_left": "smooth camera pan to the left, subtle natural motion",
-    "pan_right": "smooth camera pan to the right, subtle natural motion",
-    "pan_up": "smooth camera tilt upward, subtle natural motion",
-    "pan_down": "smooth camera tilt downward, subtle natural motion",
-}
 
 # A caption with one of these skips the confirm card and goes straight to submit.
 SKIP_CONFIRM_WORDS: tuple[str, ...] = (

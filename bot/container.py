@@ -1,0 +1,34 @@
+"""What the composition root builds and the handlers use: the services of one running bot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from bot.settings import Settings
+from services.conversation.account import Account
+from services.conversation.studio import Studio
+from services.production.housekeeping import Housekeeping
+from services.production.poller import Poller
+from services.providers.base import ProviderSet
+from services.storage.db import Database
+from services.storage.repositories import JobRepository, UpdateRepository
+from services.telegram.flood import FloodGuard
+
+
+@dataclass
+class Services:
+    """Everything the handlers and the poller use, opened in post_init."""
+
+    settings: Settings
+    db: Database
+    http: httpx.AsyncClient
+    providers: ProviderSet
+    updates: UpdateRepository
+    jobs: JobRepository
+    studio: Studio
+    account: Account
+    poller: Poller
+    housekeeping: Housekeeping
+    flood: FloodGuard

@@ -1,0 +1,296 @@
+"""Stories in the conversation: albums collected into one, the plan card, and its buttons.
+
+Telegram sends an album as separate messages sharing a ``media_group_id`` and never says which
+is the last. Each item is fetched and checked as it comes (one bad file is named and left out),
+kept in the database, and the album is made into a story once no item has come for ``quiet``
+seconds. A restart in between loses nothing: kept items are picked up again at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from services.conversation.desk import ChatUser, Desk
+from services.conversation.intents import (
+    aspect_for_size,
+    join_wish,
+    named_motion,
+    parse_animation,
+    wants_no_confirmation,
+    without_commands,
+)
+from services.conversation.preferences import Preferences
+from services.conversation.safety import screen
+from services.errors import QuotaExceeded, UserInputError
+from services.media.effects import mood_for
+from services.model.jobs import Job, JobKind, JobState
+from services.model.specs import MAX_SHOTS, Shot, StorySpec, story_of, story_params
+from services.production.stories import STORY_MODEL, shot_jobs
+from services.providers.catalogue import ModelKind, pick_model
+from services.storage.repositories import AlbumItem, AlbumRepository
+from services.telegram.inbound import InboundImage, InboundMedia, fetch_clip, fetch_image
+from services.texts import text
+
+log = logging.getLogger(__name__)
+S = JobState
+
+STORY_ACTIONS = frozenset({"tr", "snd", "retry", "skip"})  # the story's own buttons
+QUIET = 1.5  # seconds without a new item before an album counts as complete
+PHOTO_SECONDS = 5
+# The camera moves a photo album's shots take in turn, so a story never repeats one move.
+CAMERA_MOVES: tuple[str, ...] = ("zoom_in", "pan_right", "zoom_out", "pan_left", "pan_up")
+
+
+class Storyboard:
+    """Albums into stories, and the story card's own buttons."""
+
+    def __init__(self, desk: Desk, albums: AlbumRepository, quiet: float = QUIET) -> None:
+        self.desk = desk
+        self.albums = albums
+        self.quiet = quiet
+        self._timers: set[asyncio.Task[None]] = set()
+
+    # --- albums ------------------------------------------------------------------------------
+
+    async def receive_item(
+        self,
+        user: ChatUser,
+        message_id: int,
+        group: str,
+        item: InboundImage | InboundMedia,
+        caption: str | None,
+    ) -> None:
+        """One photo or clip of an album: fetch and check it, keep it, wait for the rest."""
+        desk = self.desk
+        if await self.albums.has(user.chat_id, message_id):
+            return  # the same message delivered twice
+        try:
+            if isinstance(item, InboundImage):
+                path, picture = await fetch_image(
+                    desk.messenger, item, desk.inbound_dir, desk.download_limit
+                )
+                kind, seconds = "photo", None
+                size: tuple[int | None, int | None] = (picture.width, picture.height)
+            else:
+                path, info = await fetch_clip(
+                    desk.messenger, item, desk.inbound_dir, desk.download_limit
+                )
+                kind, seconds = "clip", info.duration
+                size = (info.width, info.height)
+        except UserInputError as exc:
+            # That item is left out; the rest of the album still becomes a story.
+            await desk.say(user, exc.key, reply_to=message_id, params=exc.params)
+            return
+        kept = AlbumItem(
+            chat_id=user.chat_id,
+            message_id=message_id,
+            user_id=user.id,
+            media_group_id=group,
+            kind=kind,
+            file_id=item.file_id,
+            file_unique_id=item.file_unique_id,
+            path=str(path),
+            caption=(caption or "").strip(),
+            width=size[0],
+            height=size[1],
+            duration=seconds,
+            language=user.language,
+        )
+        if not await self.albums.add(kept):
+            path.unlink(missing_ok=True)
+            return
+        self._settle_later()
+
+    def _settle_later(self) -> None:
+        task = asyncio.create_task(self._settle_after(self.quiet + 0.05), name="album-settle")
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    async def _settle_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await self.settle()
+        except Exception:
+            log.exception("albums: could not make a story of a complete album")
+
+    async def settle(self) -> int:
+        """Make every complete album a story (at start, and when an album goes quiet)."""
+        made = 0
+        for items in await self.albums.settled(self.desk.clock() - self.quiet):
+            await self._album_ready(items)
+            made += 1
+        return made
+
+    async def resume(self) -> None:
+        """At start: make stories of albums kept before a restart, now or once they go quiet
+        (an album may have been cut short by the restart a moment after its last item)."""
+        await self.settle()
+        self._settle_later()
+
+    async def stop(self) -> None:
+        """Forget pending timers (the items stay kept; ``settle`` at start takes them)."""
+        for task in list(self._timers):
+            task.cancel()
+        for task in list(self._timers):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _album_ready(self, items: list[AlbumItem]) -> None:
+        desk = self.desk
+        first = items[0]
+        user = ChatUser(first.user_id, first.chat_id, "", None, first.language)
+        caption = next((i.caption for i in items if i.caption), "")
+        refusal = screen(caption)
+        if refusal:
+            await self.albums.take(items, 0)
+            await desk.say(user, refusal, reply_to=first.message_id)
+            return
+        existing = await desk.jobs.by_source(user.chat_id, first.message_id)
+        if existing is not None:
+            await self.albums.take(items, existing.id)
+            return
+        prefs = await desk.preferences(user.id)
+        draft = self.plan(user, items, caption, prefs)
+        job, created = await desk.jobs.create(draft)
+        await self.albums.take(items, job.id)
+        if not created:
+            return
+        log.info("album of %d items from chat %s became story %s", len(items), user.chat_id, job.id)
+        if len(items) > MAX_SHOTS:
+            await desk.say(user, "album_too_long", params={"count": MAX_SHOTS})
+        if prefs.skip_confirm or wants_no_confirmation(caption):
+            await desk.start_now(job, user, reply_to=first.message_id)
+        else:
+            await desk.send_card(job, reply_to=first.message_id)
+
+    def plan(
+        self, user: ChatUser, items: Sequence[AlbumItem], caption: str, prefs: Preferences
+    ) -> Job:
+        """The story of an album: each photo a shot with its own camera move, each clip as it
+        is; crossfades, and music under photos unless the words say otherwise."""
+        words = without_commands(caption)
+        wish = join_wish(words)
+        asked = named_motion(words)
+        shots: list[Shot] = []
+        for n, item in enumerate(items[:MAX_SHOTS]):
+            if item.kind == "photo":
+                shot = Shot(
+                    source="photo",
+                    seconds=PHOTO_SECONDS,
+                    prompt=words,
+                    motion=asked or CAMERA_MOVES[n % len(CAMERA_MOVES)],
+                    path=item.path,
+                    file_id=item.file_id,
+                    file_unique_id=item.file_unique_id,
+                    width=item.width,
+                    height=item.height,
+                )
+            else:
+                shot = Shot(
+                    source="clip",
+                    seconds=max(0.1, min(60.0, item.duration or 1.0)),
+                    prompt="",
+                    path=item.path,
+                    file_id=item.file_id,
+                    file_unique_id=item.file_unique_id,
+                    width=item.width,
+                    height=item.height,
+                )
+            shots.append(shot)
+        photos = any(s.source == "photo" for s in shots)
+        # Photos are silent: music unless refused. Clips bring their own sound: only if asked.
+        music = wish.music if wish.music is not None else photos
+        aspect = parse_animation(words).aspect or prefs.aspect
+        spec = StorySpec(
+            shots=tuple(shots),
+            transition="cut" if wish.cuts else "fade",
+            music=mood_for(words) if music else None,
+            aspect=aspect if aspect in ("16:9", "9:16", "1:1") else None,  # type: ignore[arg-type]
+        )
+        shot_model = self._shot_model(prefs)
+        first = shots[0]
+        shape = spec.aspect or aspect_for_size(first.width or 16, first.height or 9)
+        story = Job(
+            id=0,
+            user_id=user.id,
+            chat_id=user.chat_id,
+            kind=JobKind.STORY,
+            state=S.DRAFT,
+            provider="local",
+            model=STORY_MODEL,
+            prompt=words,
+            params=story_params(
+                spec,
+                shot_model=shot_model,
+                aspect=shape,
+                duration=round(spec.seconds),
+                as_file=prefs.as_file,
+            ),
+            language=user.language,
+            source_message_id=items[0].message_id,
+        )
+        return _priced(story)
+
+    def _shot_model(self, prefs: Preferences) -> str:
+        main = self.desk.providers.main.name
+        return pick_model(main, ModelKind.IMAGE_TO_VIDEO, prefs.model, prefs.quality).key
+
+    # --- the story card -----------------------------------------------------------------------
+
+    async def press(self, job: Job, user: ChatUser, action: str, message_id: int) -> str | None:
+        """A story's own buttons: transitions and music on its card; after a failed shot, go
+        on without it or try it again."""
+        if action in ("retry", "skip"):
+            return await self._after_failure(job, user, action)
+        if job.state != S.DRAFT:
+            return text(job.language, "already_started" if job.active else "button_expired")
+        spec = story_of(job)
+        if action == "tr":
+            spec = spec.model_copy(
+                update={"transition": "cut" if spec.transition == "fade" else "fade"}
+            )
+        elif action == "snd":
+            spec = spec.model_copy(update={"music": None if spec.music else mood_for(job.prompt)})
+        else:
+            return text(job.language, "button_expired")
+        params = {**job.params, **story_params(spec)}
+        await self.desk.jobs.update(job.id, params=params, card_message_id=message_id)
+        await self.desk.refresh_card(await self.desk.reload(job), message_id)
+        return None
+
+    async def _after_failure(self, job: Job, user: ChatUser, action: str) -> str | None:
+        desk = self.desk
+        if job.state != S.RUNNING or not job.params.get("offered"):
+            return text(job.language, "button_expired")
+        spec = story_of(job)
+        failed = [int(i) for i in job.params.get("offered_steps") or []]
+        changes: dict[str, object] = {"offered": None, "offered_steps": None}
+        if action == "skip":
+            kept = [i for i in spec.kept if i not in failed]
+            if not kept:
+                return text(job.language, "button_expired")
+            spec = spec.changed(skipped=tuple(sorted({*spec.skipped, *failed})))
+            params = {**job.params, **changes, **story_params(spec)}
+            params["duration"] = round(spec.seconds)
+            await desk.jobs.update(job.id, params=params)
+        else:
+            again = shot_jobs(job, failed)
+            try:
+                await desk.jobs.add_shots(
+                    job.id, [(shot, desk.credits.reservation(shot)) for shot in again]
+                )
+            except QuotaExceeded as exc:
+                await desk.say(user, "no_credits", params=desk._quota_params(exc, user.language))
+                return None
+            await desk.jobs.update(job.id, params={**job.params, **changes})
+        await desk.jobs.wake(job.id)
+        return text(job.language, "story_going_on")
+
+
+def _priced(story: Job) -> Job:
+    """The story with its price: the sum of its shots'."""
+    story.cost = sum(shot.cost for shot in shot_jobs(story))
+    return story

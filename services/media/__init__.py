@@ -1,0 +1,1 @@
+"""ffmpeg and images: probing, the local studio's effects, stitching, image decoding."""

@@ -1,0 +1,1 @@
+"""The job model every layer speaks: states, kinds and the rules for moving between them."""

@@ -1,0 +1,1 @@
+"""The Bot API edge: sends within Telegram's limits, flood control, fetching people's files."""
