@@ -61,7 +61,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "text_video_needs_key": (
             "Making a video from words alone needs a video model, and this bot runs without one "
             "(its operator can add a muapi.ai or fal.ai key). What I can do here: send a photo "
-            "with what should happen, e.g. <i>slow zoom in, vertical</i>, and I'll animate it."
+            "with what should happen, e.g. <i>slow zoom in, vertical</i>, and I'll animate it; "
+            "or send 2–10 photos as an album and I'll make them one story."
         ),
         "effect_slow_tail": "slow-motion tail",
         "effect_boomerang": "boomerang",
@@ -105,6 +106,20 @@ TEXTS: dict[str, dict[str, str]] = {
         "what_mix": "Your audio on the clip",
         "what_text": "Video from your words",
         "what_story": "Story",
+        "story_needs_key": (
+            "A story from words needs a video model, and this bot runs without one (its operator "
+            "can add a muapi.ai or fal.ai key). What I can do here: send 2–10 photos as an album, "
+            "with a caption if you like, and I'll make them one story with camera moves, "
+            "crossfades and music."
+        ),
+        "story_edit_hint": (
+            "To change a shot, reply to the plan with its number and what should change, "
+            "e.g. <i>shot 2: make it night</i> (shots 1–{count})."
+        ),
+        "story_edit_local": "The studio moves photos with the camera; words cannot change them.",
+        "story_shot_limit": "That is as far as it goes.",
+        "btn_story_more": "➕ Shot",
+        "btn_story_less": "➖ Shot",
         "submitted_story": "Making your story: {count} shots with {model}, then joining them.",
         "details_story": "{count} shots · {seconds} s · {transition} · {music}\n{shots}",
         "story_shot_photo": "{number}. photo · {motion} · {seconds} s",

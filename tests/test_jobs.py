@@ -90,6 +90,88 @@ async def test_schema_is_migrated_once_and_survives_reopening(tmp_path: Path) ->
     await db.close()
 
 
+async def test_a_database_of_the_previous_version_migrates_with_its_jobs_and_credits(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from services.storage.migrations import MIGRATIONS
+
+    # The schema as the previous release left it (versions 1 and 2), with a job and its credits.
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    for version, statements in MIGRATIONS:
+        if version > 2:
+            break
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    conn.execute(
+        "INSERT INTO jobs (user_id, chat_id, kind, state, provider, model, params, cost, "
+        "created_at, updated_at) VALUES (1, 1, 'animate', 'delivered', 'local', "
+        "'studio-motion', '{\"duration\": 5}', 10, 1.0, 2.0)"
+    )
+    conn.execute(
+        "INSERT INTO ledger (user_id, job_id, entry, amount, created_at) "
+        "VALUES (1, 1, 'reserve', 10, 1.0), (1, 1, 'keep', 10, 2.0)"
+    )
+    conn.commit()
+    conn.close()
+
+    db = Database(path)
+    await db.open()
+    try:
+        assert await db.schema_version() == MIGRATIONS[-1][0]
+        repo = JobRepository(db, lambda: 1000.0)
+        old = await repo.get(1)
+        assert old is not None and old.state == S.DELIVERED and old.duration == 5
+        assert old.parent_id is None and not old.is_shot
+        assert await repo.for_user(1, [S.DELIVERED]) == [old]
+        rows = await db.fetchall("SELECT entry, amount FROM ledger WHERE job_id = 1 ORDER BY id")
+        assert [(r["entry"], r["amount"]) for r in rows] == [("reserve", 10), ("keep", 10)]
+    finally:
+        await db.close()
+
+
+async def test_a_story_settles_its_shots_with_itself(repo: JobRepository) -> None:
+    from services.storage.repositories import LedgerRepository, Reservation
+
+    story = draft(9)
+    story.kind = JobKind.STORY
+    created, _ = await repo.create(story)
+    shots = []
+    for step in range(3):
+        shot = draft(None)
+        shot.state, shot.step, shot.cost = S.QUEUED, step, 100
+        shots.append((shot, Reservation(1, 100, since=0.0, limit=250, resets_at=9e9)))
+    # Three shots of 100 do not fit a day of 250: nothing is written, the story stays a draft.
+    from services.errors import QuotaExceeded
+
+    with pytest.raises(QuotaExceeded):
+        await repo.add_shots(created.id, shots, src=S.DRAFT, dst=S.QUEUED)
+    assert await repo.shots(created.id) == []
+    assert (await repo.get(created.id)).state == S.DRAFT  # type: ignore[union-attr]
+    # Two fit; one fails and is refunded; the story's film keeps the other, exactly once.
+    assert await repo.add_shots(created.id, shots[:2], src=S.DRAFT, dst=S.QUEUED)
+    assert not await repo.add_shots(created.id, shots[:2], src=S.DRAFT, dst=S.QUEUED)
+    first, second = await repo.shots(created.id)
+    assert await repo.transition(second.id, S.QUEUED, S.FAILED, settle="refund")
+    for state in (S.SUBMITTING, S.RUNNING, S.DOWNLOADING, S.DELIVERING, S.DELIVERED):
+        assert await repo.transition(first.id, first.state, state)
+        first = await repo.get(first.id)  # type: ignore[assignment]
+    ledger = LedgerRepository(repo.db, lambda: 1000.0)
+    assert await ledger.entries(first.id) == [("reserve", 100)]  # held until the film is out
+    for state in (S.SUBMITTING, S.RUNNING, S.DOWNLOADING, S.DELIVERING, S.DELIVERED):
+        current = await repo.get(created.id)
+        assert current is not None
+        settle = "keep" if state == S.DELIVERED else None
+        assert await repo.transition(created.id, current.state, state, settle=settle)
+    assert await ledger.entries(first.id) == [("reserve", 100), ("keep", 100)]
+    assert await ledger.entries(second.id) == [("reserve", 100), ("refund", 100)]
+    assert await ledger.entries(created.id) == []
+
+
 def running_job(**changes: object) -> Job:
     job = draft()
     job.state = S.RUNNING

@@ -219,3 +219,41 @@ async def test_kill_9_while_credits_are_held_strands_nothing(
     with sqlite3.connect(tmp_path / "bot.db") as db:
         entries = [e for (e,) in db.execute("SELECT entry FROM ledger ORDER BY id")]
     assert entries == ["reserve", "keep"]
+
+
+async def test_kill_9_mid_story_resumes_it_and_never_makes_a_shot_twice(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes, portrait_bytes: bytes
+) -> None:
+    bot = BotProcess(tg, tmp_path)
+    await bot.start()
+    database = tmp_path / "bot.db"
+
+    def shots() -> list[tuple[int, str]]:
+        with sqlite3.connect(database) as conn:
+            rows = conn.execute(
+                "SELECT step, state FROM jobs WHERE parent_id IS NOT NULL ORDER BY step, id"
+            )
+            return [(int(step), str(state)) for step, state in rows]
+
+    try:
+        album = [("photo", photo_bytes), ("photo", portrait_bytes), ("photo", photo_bytes)]
+        sent = tg.user_album(USER, album, caption="a day out")
+        card_id = await reply_to(tg, sent[0])
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        # Killed once the first shot is made and before the story is joined.
+        await tg.wait_for(lambda: "delivered" in {s for _, s in shots()}, timeout=60)
+        await bot.kill9()
+        made_before = [step for step, state in shots() if state == "delivered"]
+        assert made_before and len(made_before) < 3
+
+        await bot.start()
+        await tg.wait_for(lambda: tg.videos(USER), timeout=120)
+        await asyncio.sleep(1.5)  # a duplicate would show up now
+        assert len(tg.videos(USER)) == 1, tg.dump()
+    finally:
+        await bot.stop()
+    # Every shot was made exactly once: the ones made before the kill were not made again.
+    assert [step for step, state in shots() if state == "delivered"] == [0, 1, 2]
+    assert len(shots()) == 3, shots()
+    log = bot.log.read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]

@@ -343,3 +343,95 @@ def asks_for_video(words: str) -> bool:
     if any(phrase in text + " " for phrase in NOT_VIDEO_REQUEST):
         return False
     return bool(_STARTS_WITH_VIDEO.search(text) or _VERB_THEN_VIDEO.search(text))
+
+
+# --- stories ---------------------------------------------------------------------------------
+
+_COUNT_WORDS: dict[str, int] = {
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "два": 2,
+    "две": 2,
+    "три": 3,
+    "четыре": 4,
+    "пять": 5,
+    "шесть": 6,
+    "семь": 7,
+    "восемь": 8,
+}
+_COUNT = rf"(\d{{1,2}}|{'|'.join(_COUNT_WORDS)})"
+# "a 3-shot story", "three scenes", "из 4 сцен", "5 кадров": how many shots the user wants.
+_SHOT_COUNT = re.compile(
+    rf"\b{_COUNT}[\s-]*(?:shots?|scenes?|parts?|сцен\w*|кадр\w*|част\w*|эпизод\w*)\b",
+    re.IGNORECASE,
+)
+# A story request, not a platform: "a story about…", "a story video", "историю про…". An
+# Instagram story or "for stories" is a shape (9:16), never a request for several shots.
+STORY_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"(?<!instagram )(?<!insta )(?<!ig )\bstory\s+(?:video\s+|film\s+)?(?:about|of)\b"),
+    re.compile(r"\bstory\s+(?:video|film)\b"),
+    re.compile(r"\b(?:short film|multi[- ]shot|storyboard)\b"),
+    re.compile(r"\bистори[юяи]\s+(?:про|о|об|с)\b"),
+    re.compile(r"\b(?:короткометраж\w*|мини[- ]фильм\w*)\b"),
+)
+CONTINUITY_WORDS: tuple[str, ...] = (
+    "continuous",
+    "continuity",
+    "one take",
+    "single take",
+    "seamless",
+    "same character",
+    "непрерывн",
+    "одним кадром",
+    "один дубль",
+    "тот же персонаж",
+    "бесшовн",
+)
+_SECONDS = re.compile(
+    r"\b(\d{1,3})\s*-?\s*(s|sec|secs|seconds?|с|сек|секунд\w*)\b"
+    r"|\b(\d)\s*-?\s*(min|mins|minutes?|мин|минут\w*)\b",
+    re.IGNORECASE,
+)
+_STORY_CONTEXT = re.compile(rf"\b(?:{_NOUN}|story|stories|истори\w*|фильм\w*)\b")
+MAX_STORY_SHOTS = 8  # a plan from words: longer ones cost too much to be what people mean
+
+
+@dataclass(frozen=True)
+class StoryAsk:
+    """What words asking for a story say: how many shots (None: not said) and whether each
+    shot should continue from the last frame of the one before."""
+
+    shots: int | None
+    continuity: bool
+
+
+def asks_for_story(words: str) -> StoryAsk | None:
+    """Whether plain text asks for a story of several shots, and what it says about them."""
+    text = " ".join(words.lower().split())
+    if any(phrase in text + " " for phrase in NOT_VIDEO_REQUEST):
+        return None
+    count = _SHOT_COUNT.search(text)
+    story = any(p.search(text) for p in STORY_PATTERNS)
+    # "Three shots" alone may be a round of drinks: a count needs a story or video word too.
+    if not story and (count is None or not _STORY_CONTEXT.search(text)):
+        return None
+    shots = None
+    if count is not None:
+        raw = count.group(1)
+        shots = max(2, min(MAX_STORY_SHOTS, _COUNT_WORDS.get(raw) or int(raw)))
+    return StoryAsk(shots, any(w in text for w in CONTINUITY_WORDS))
+
+
+def asked_seconds(words: str) -> int | None:
+    """A length the words ask for, in seconds, whatever a model offers ("a 30 second video")."""
+    found = _SECONDS.search(" ".join(words.lower().split()))
+    if found is None:
+        return None
+    if found.group(1):
+        return int(found.group(1))
+    return int(found.group(3)) * 60

@@ -421,3 +421,23 @@ SHAPE_HINTS: dict[str, str] = {
     "16:9": "widescreen 16:9",
     "1:1": "square 1:1",
 }
+
+
+# A story's shots, in order: the opening, the middle beats (taken in turn), and the closing. Each
+# beat leads its shot's prompt; the subject and look follow. Models read English best, and the
+# crafted look is English too, so the beats are English for every language.
+STORY_OPENING = "Opening wide establishing shot."
+STORY_MIDDLES: tuple[str, ...] = (
+    "Medium shot, the action unfolds.",
+    "Close-up on the details.",
+    "Tracking shot following the movement.",
+    "Low-angle shot, a sense of scale.",
+    "Over-the-shoulder shot, the scene from within.",
+    "High aerial shot over the scene.",
+)
+STORY_CLOSING = "Closing shot, the camera slowly pulls back."
+# Lead-ins of a reply that changes one shot ("shot 2: make it night"), dropped from its words.
+SHOT_EDIT_LEAD_INS: tuple[str, ...] = (
+    "make it", "make", "let it be", "change it to", "instead", "сделай", "пусть будет",
+    "пусть", "поменяй на", "вместо этого",
+)  # fmt: skip

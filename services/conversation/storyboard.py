@@ -12,24 +12,31 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
+from services.conversation import story_plan, text_video
 from services.conversation.desk import ChatUser, Desk
 from services.conversation.intents import (
+    MAX_STORY_SHOTS,
+    StoryAsk,
+    asked_seconds,
     aspect_for_size,
     join_wish,
     named_motion,
     parse_animation,
+    wants_fast,
     wants_no_confirmation,
     without_commands,
 )
 from services.conversation.preferences import Preferences
+from services.conversation.prompt_craft import PromptCrafter
 from services.conversation.safety import screen
 from services.errors import QuotaExceeded, UserInputError
 from services.media.effects import mood_for
 from services.model.jobs import Job, JobKind, JobState
 from services.model.specs import MAX_SHOTS, Shot, StorySpec, story_of, story_params
 from services.production.stories import STORY_MODEL, shot_jobs
-from services.providers.catalogue import ModelKind, pick_model
+from services.providers.catalogue import ModelKind, get_model, pick_model
 from services.storage.repositories import AlbumItem, AlbumRepository
 from services.telegram.inbound import InboundImage, InboundMedia, fetch_clip, fetch_image
 from services.texts import text
@@ -37,7 +44,7 @@ from services.texts import text
 log = logging.getLogger(__name__)
 S = JobState
 
-STORY_ACTIONS = frozenset({"tr", "snd", "retry", "skip"})  # the story's own buttons
+STORY_ACTIONS = frozenset({"tr", "snd", "more", "less", "retry", "skip"})  # its own buttons
 QUIET = 1.5  # seconds without a new item before an album counts as complete
 PHOTO_SECONDS = 5
 # The camera moves a photo album's shots take in turn, so a story never repeats one move.
@@ -47,9 +54,12 @@ CAMERA_MOVES: tuple[str, ...] = ("zoom_in", "pan_right", "zoom_out", "pan_left",
 class Storyboard:
     """Albums into stories, and the story card's own buttons."""
 
-    def __init__(self, desk: Desk, albums: AlbumRepository, quiet: float = QUIET) -> None:
+    def __init__(
+        self, desk: Desk, albums: AlbumRepository, crafter: PromptCrafter, quiet: float = QUIET
+    ) -> None:
         self.desk = desk
         self.albums = albums
+        self.crafter = crafter
         self.quiet = quiet
         self._timers: set[asyncio.Task[None]] = set()
 
@@ -238,6 +248,131 @@ class Storyboard:
         main = self.desk.providers.main.name
         return pick_model(main, ModelKind.IMAGE_TO_VIDEO, prefs.model, prefs.quality).key
 
+    # --- stories from words ----------------------------------------------------------------------
+
+    async def request_story(
+        self, user: ChatUser, message_id: int, words: str, ask: StoryAsk
+    ) -> None:
+        """Words that ask for a story: a plan card (each shot's prompt and length, the total
+        length and cost), or go at once when the message itself says "just do it"."""
+        desk = self.desk
+        existing = await desk.jobs.by_source(user.chat_id, message_id)
+        if existing is not None and (existing.card_message_id or existing.state != S.DRAFT):
+            return  # the same message delivered twice
+        if existing is not None:
+            await desk.send_card(existing, reply_to=message_id)
+            return
+        refusal = screen(words)
+        if refusal:
+            await desk.say(user, refusal, reply_to=message_id)
+            return
+        provider = desk.providers.main.name
+        prefs = await desk.preferences(user.id)
+        fast = wants_fast(words)
+        try:
+            model = pick_model(
+                provider,
+                ModelKind.TEXT_TO_VIDEO,
+                None if fast else prefs.model,
+                "fast" if fast else prefs.quality,
+            )
+        except LookupError:
+            # The local studio cannot film words; an album of photos it can make a story of.
+            await desk.say(user, "story_needs_key", reply_to=message_id)
+            return
+        follow = None
+        if ask.continuity:
+            with contextlib.suppress(LookupError):
+                follow = pick_model(provider, ModelKind.IMAGE_TO_VIDEO, None, prefs.quality)
+        shape = text_video.shape_for(words, model, prefs)
+        seconds = asked_seconds(words)
+        count = story_plan.shot_count(ask.shots, seconds, max(model.durations))
+        each = story_plan.shot_seconds(model.durations, count, seconds)
+        async with desk.messenger.typing(user.chat_id):
+            crafted = await self.crafter.craft(
+                story_plan.subject_words(words), user.language, shape.aspect, each * count
+            )
+        wish = join_wish(words)
+        params: dict[str, object] = {
+            "shot_model": model.key,
+            "follow_model": follow.key if follow else None,
+            "aspect": shape.aspect,
+            "as_file": prefs.as_file,
+            "base": crafted.prompt,
+            "seconds_each": each,
+            "edits": {},
+        }
+        story = Job(
+            id=0,
+            user_id=user.id,
+            chat_id=user.chat_id,
+            kind=JobKind.STORY,
+            state=S.DRAFT,
+            provider=provider,
+            model=STORY_MODEL,
+            prompt=text_video.own_words(words),
+            params=params,
+            language=user.language,
+            source_message_id=message_id,
+        )
+        spec = StorySpec(
+            shots=tuple(_word_shots(story, count)),
+            transition="cut" if wish.cuts else "fade",
+            music=mood_for(words) if wish.music else None,
+            aspect=shape.aspect if shape.aspect in ("16:9", "9:16", "1:1") else None,  # type: ignore[arg-type]
+        )
+        story = _priced(_with_spec(story, spec))
+        job, created = await desk.jobs.create(story)
+        if not created:
+            return
+        log.info("story %s planned from words: %d shots of %d s", job.id, count, each)
+        # As for any request in words, only the message's own "just do it" skips the card.
+        if wants_no_confirmation(words):
+            await desk.start_now(job, user, reply_to=message_id)
+        else:
+            await desk.send_card(job, reply_to=message_id)
+
+    async def edit_by_reply(self, user: ChatUser, words: str, reply_to: int) -> bool:
+        """A reply to a story's card: "shot 2: make it night" changes that shot. False if the
+        reply is not to a story card of this user's that is still a plan."""
+        desk = self.desk
+        job = await desk.jobs.by_card(user.chat_id, reply_to)
+        if job is None or job.user_id != user.id or job.kind != JobKind.STORY:
+            return False
+        if job.state != S.DRAFT:
+            await desk.say(user, "already_started")
+            return True
+        refusal = screen(words)
+        if refusal:
+            await desk.say(user, refusal)
+            return True
+        spec = story_of(job)
+        change = story_plan.parse_shot_edit(words)
+        if change is None or not 0 <= change[0] < len(spec.shots):
+            await desk.say(user, "story_edit_hint", params={"count": len(spec.shots)})
+            return True
+        index, what = change
+        if not _takes_words(job, spec.shots[index]):
+            await desk.say(user, "story_edit_local")
+            return True
+        edits = {**_edits(job), str(index): what}
+        shots = list(spec.shots)
+        shots[index] = spec.shots[index].model_copy(
+            update={"prompt": story_plan.edited(_base_prompt(job, spec, index), what)}
+        )
+        spec = spec.changed(shots=[shot.model_dump() for shot in shots])
+        fresh = _priced(_with_spec(job, spec, edits=edits))
+        await desk.jobs.update(job.id, params=fresh.params, cost=fresh.cost)
+        await desk.refresh_card(await desk.reload(job), job.card_message_id or reply_to)
+        return True
+
+    def _replanned(self, job: Job, count: int) -> Job:
+        """A story from words with ``count`` shots: beats laid out again, the user's edits kept
+        on the shots that stay."""
+        spec = story_of(job)
+        shots = _word_shots(job, count)
+        return _priced(_with_spec(job, spec.changed(shots=[s.model_dump() for s in shots])))
+
     # --- the story card -----------------------------------------------------------------------
 
     async def press(self, job: Job, user: ChatUser, action: str, message_id: int) -> str | None:
@@ -248,6 +383,18 @@ class Storyboard:
         if job.state != S.DRAFT:
             return text(job.language, "already_started" if job.active else "button_expired")
         spec = story_of(job)
+        if action in ("more", "less"):
+            if not job.params.get("base"):
+                return text(job.language, "button_expired")  # an album's shots are its items
+            count = len(spec.shots) + (1 if action == "more" else -1)
+            if not story_plan.MIN_SHOTS <= count <= MAX_STORY_SHOTS:
+                return text(job.language, "story_shot_limit")
+            fresh = self._replanned(job, count)
+            await self.desk.jobs.update(
+                job.id, params=fresh.params, cost=fresh.cost, card_message_id=message_id
+            )
+            await self.desk.refresh_card(await self.desk.reload(job), message_id)
+            return None
         if action == "tr":
             spec = spec.model_copy(
                 update={"transition": "cut" if spec.transition == "fade" else "fade"}
@@ -290,7 +437,56 @@ class Storyboard:
         return text(job.language, "story_going_on")
 
 
+def _edits(job: Job) -> dict[str, str]:
+    edits = job.params.get("edits")
+    return {str(k): str(v) for k, v in edits.items()} if isinstance(edits, dict) else {}
+
+
+def _word_shots(story: Job, count: int) -> list[Shot]:
+    """The shots of a story from words: a beat each before the crafted prompt, the user's
+    edits on top; with continuity, each shot after the first continues the one before."""
+    base = str(story.params.get("base") or story.prompt)
+    each = float(str(story.params.get("seconds_each") or 5))
+    follow = story.params.get("follow_model")
+    edits = _edits(story)
+    shots = []
+    for index, prompt in enumerate(story_plan.shot_prompts(base, count)):
+        if str(index) in edits:
+            prompt = story_plan.edited(prompt, edits[str(index)])
+        chain = bool(follow) and index > 0
+        shots.append(
+            Shot(
+                source="words",
+                seconds=each,
+                prompt=prompt,
+                model=str(follow) if chain else None,
+                chain=chain,
+            )
+        )
+    return shots
+
+
+def _base_prompt(job: Job, spec: StorySpec, index: int) -> str:
+    """A shot's prompt before the user's edits (so a second edit replaces the first)."""
+    if job.params.get("base"):
+        return story_plan.shot_prompts(str(job.params["base"]), len(spec.shots))[index]
+    return spec.shots[index].prompt
+
+
+def _takes_words(job: Job, shot: Shot) -> bool:
+    """Whether words can change the shot: a model films it (the studio's moves take none)."""
+    if shot.source == "clip":
+        return False
+    model = get_model(shot.model or str(job.params.get("shot_model") or STORY_MODEL))
+    return model.provider != "local"
+
+
+def _with_spec(job: Job, spec: StorySpec, **extra: object) -> Job:
+    params = {**job.params, **extra, **story_params(spec)}
+    params["duration"] = round(spec.seconds)
+    return replace(job, params=params)
+
+
 def _priced(story: Job) -> Job:
     """The story with its price: the sum of its shots'."""
-    story.cost = sum(shot.cost for shot in shot_jobs(story))
-    return story
+    return replace(story, cost=sum(shot.cost for shot in shot_jobs(story)))

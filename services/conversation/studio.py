@@ -16,6 +16,9 @@ from services.conversation.choices import first_offered, fit_params, next_option
 from services.conversation.clips import Clips
 from services.conversation.desk import ChatUser, Desk
 from services.conversation.intents import (
+    StoryAsk,
+    asked_seconds,
+    asks_for_story,
     asks_for_video,
     aspect_for_size,
     parse_animation,
@@ -87,7 +90,7 @@ class Studio(Desk):
         )
         self.crafter = crafter
         self.clips = Clips(self, media, data_dir)
-        self.storyboard = Storyboard(self, albums)
+        self.storyboard = Storyboard(self, albums, crafter)
 
     # --- a photo arrives --------------------------------------------------------------------
 
@@ -217,6 +220,12 @@ class Studio(Desk):
         # over a photo still waiting for words (it may be from last week).
         if reply_to is not None and await self.describe(user, words, reply_to, replied_only=True):
             return
+        if reply_to is not None and await self.storyboard.edit_by_reply(user, words, reply_to):
+            return
+        story = asks_for_story(words)
+        if story is not None:
+            await self.storyboard.request_story(user, message_id, words, story)
+            return
         if asks_for_video(words):
             await self.request_video(user, message_id, words)
             return
@@ -250,6 +259,11 @@ class Studio(Desk):
         except LookupError:
             # The local studio animates pictures; it cannot invent one from words.
             await self.say(user, "text_video_needs_key", reply_to=message_id)
+            return
+        asked = asked_seconds(words)
+        if asked is not None and asked > max(model.durations):
+            # Longer than one model's longest run: shots joined into one film.
+            await self.storyboard.request_story(user, message_id, words, StoryAsk(None, False))
             return
         shape = text_video.shape_for(words, model, prefs)
         # A configured LLM may take a few seconds: "typing…" says the words were heard.

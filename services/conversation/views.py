@@ -72,14 +72,23 @@ def story_keyboard(job: Job) -> Keyboard:
     spec = story_of(job)
     transition = "btn_story_cuts" if spec.transition == "fade" else "btn_story_fades"
     music = "btn_story_no_music" if spec.music else "btn_story_music"
-    return [
-        [(text(lang, "btn_generate"), messages.button(job.id, "go"))],
+    rows: Keyboard = [[(text(lang, "btn_generate"), messages.button(job.id, "go"))]]
+    if job.params.get("base"):
+        # A story from words can grow or shrink; an album's shots are its photos and clips.
+        rows.append(
+            [
+                (text(lang, "btn_story_less"), messages.button(job.id, "less")),
+                (text(lang, "btn_story_more"), messages.button(job.id, "more")),
+            ]
+        )
+    rows.append(
         [
             (text(lang, transition), messages.button(job.id, "tr")),
             (text(lang, music), messages.button(job.id, "snd")),
-        ],
-        [(text(lang, "btn_cancel"), messages.button(job.id, "x"))],
-    ]
+        ]
+    )
+    rows.append([(text(lang, "btn_cancel"), messages.button(job.id, "x"))])
+    return rows
 
 
 def story_details(job: Job) -> str:

@@ -201,3 +201,16 @@ async def stitch(
         await run_ffmpeg(args, duration=total, on_progress=on_progress, tools=tools)
         os.replace(tmp, dest)
     return await probe(dest, tools)
+
+
+async def last_frame(video: Path, dest: Path, tools: FFmpegTools | None = None) -> Path:
+    """The video's last frame as a JPEG at ``dest``: the picture the next shot continues from."""
+    with atomic_output(dest) as tmp:
+        # From a second before the end, each frame overwrites the one before: the last stays.
+        args = ["-sseof", "-1", "-i", input_arg(video), "-an", "-sn", "-dn"]
+        args += ["-vf", "format=yuvj420p", "-q:v", "2", "-update", "1", "-f", "image2", str(tmp)]
+        await run_ffmpeg(args, duration=1.0, tools=tools)
+        if tmp.stat().st_size == 0:
+            raise MediaError(f"no last frame in {video.name}")
+        os.replace(tmp, dest)
+    return dest

@@ -36,6 +36,9 @@ class Shot(BaseModel):
     file_unique_id: str | None = None
     width: int | None = None
     height: int | None = None
+    model: str | None = None  # the model that makes it (else the story's ``shot_model``)
+    # Continues from the last frame of the kept shot before it (image-to-video), for continuity.
+    chain: bool = False
 
     @property
     def needs_render(self) -> bool:

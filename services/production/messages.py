@@ -139,7 +139,7 @@ def status(job: Job, now: float) -> str:
 
 
 # A story's status shows each shot: made, being made, waiting, failed (Stories' marks).
-SHOT_MARKS = {"d": "✅", "r": "🎬", "q": "⏳", "f": "⚠️"}
+SHOT_MARKS = {"d": "✅", "r": "🎬", "q": "⏳", "f": "⚠️", "b": "⏸"}
 
 
 def story_status(job: Job, took: str) -> str:

@@ -293,6 +293,12 @@ class Poller:
     # --- submit -----------------------------------------------------------------------------
 
     async def _submit(self, job: Job) -> float | None:
+        if job.parent_id is not None:
+            # A story's shot waits its turn, or for the shot it continues from.
+            wait = await self.stories.ready_to_submit(job)
+            if wait is not None:
+                return wait
+            job = await self._reload(job)
         # Picked on the card for a clip the model cannot work on (Veo extends only Veo-made
         # clips): move on before anything is uploaded or sent.
         clip = ClipFacts.from_params(job.params)

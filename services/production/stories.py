@@ -40,7 +40,9 @@ FADE = 0.5
 FRAMES = {"16:9": (1280, 720), "9:16": (720, 1280), "1:1": (720, 720)}
 OFFER_WAIT = 86_400.0  # how long a story waits for the user to decide about a failed shot
 # Marks of each shot in a story's status signature: made, being made, waiting, failed.
-DONE, MAKING, WAITING, FAILED = "d", "r", "q", "f"
+# A blocked shot waits for the picture of a shot that failed.
+DONE, MAKING, WAITING, FAILED, BLOCKED = "d", "r", "q", "f", "b"
+PARALLEL = 3  # shots of one story at the provider at once: one story never floods a provider
 
 
 @dataclass(frozen=True)
@@ -57,32 +59,35 @@ def shot_jobs(story: Job, indexes: list[int] | None = None) -> list[Job]:
     """The jobs that make the story's shots (those that are not the user's own clips): all
     of the kept ones, or those of ``indexes``."""
     spec = story_of(story)
-    model = get_model(str(story.params.get("shot_model") or STORY_MODEL))
     jobs: list[Job] = []
     for index in indexes if indexes is not None else spec.kept:
         shot = spec.shots[index]
         if not shot.needs_render:
             continue
+        model = get_model(shot.model or str(story.params.get("shot_model") or STORY_MODEL))
         duration = min(model.durations, key=lambda d: abs(d - shot.seconds))
         params: dict[str, object] = {"duration": duration}
         if shot.motion:
             params["motion"] = shot.motion
         if model.aspects:
             params["aspect"] = str(story.params.get("aspect") or model.aspects[0])
+        if shot.chain:
+            params["chain"] = True  # its picture is the last frame of the shot before
+        kind = JobKind.TEXT if shot.source == "words" and not shot.chain else JobKind.ANIMATE
         jobs.append(
             Job(
                 id=0,
                 user_id=story.user_id,
                 chat_id=story.chat_id,
-                kind=JobKind.ANIMATE if shot.source == "photo" else JobKind.TEXT,
+                kind=kind,
                 state=S.QUEUED,
                 provider=model.provider,
                 model=model.key,
                 prompt=shot.prompt,
                 params=params,
-                cost=shot_cost(story, model.cost(duration)),
+                cost=0 if model.provider == "local" else model.cost(duration),
                 language=story.language,
-                input_path=shot.path,
+                input_path=None if shot.chain else shot.path,
                 input_file_id=shot.file_id,
                 input_file_unique_id=shot.file_unique_id,
                 next_poll_at=0.0,
@@ -90,12 +95,6 @@ def shot_jobs(story: Job, indexes: list[int] | None = None) -> list[Job]:
             )
         )
     return jobs
-
-
-def shot_cost(story: Job, model_cost: int) -> int:
-    """What one shot costs: the studio's own shots are free, a provider's cost what it says."""
-    model = get_model(str(story.params.get("shot_model") or STORY_MODEL))
-    return 0 if model.provider == "local" else model_cost
 
 
 class Stories:
@@ -144,7 +143,7 @@ class Stories:
         for attempt in await self.jobs.shots(story.id):
             if attempt.step is not None:
                 latest[attempt.step] = attempt  # ordered by step, then attempt
-        states = []
+        states: list[ShotState] = []
         for index in spec.kept:
             shot = spec.shots[index]
             shot_job = latest.get(index)
@@ -156,12 +155,55 @@ class Stories:
                 mark = DONE
             elif shot_job.state in FAILURE_STATES:
                 mark = FAILED
+            elif (
+                shot_job.state == S.QUEUED
+                and shot.chain
+                and states
+                and states[-1].mark
+                in (
+                    FAILED,
+                    BLOCKED,
+                )
+            ):
+                mark = BLOCKED
             elif shot_job.state in (S.QUEUED, S.SUBMITTING):
                 mark = WAITING
             else:
                 mark = MAKING
             states.append(ShotState(index, shot, shot_job, mark))
         return states
+
+    async def ready_to_submit(self, shot: Job) -> float | None:
+        """Whether a shot may go to its provider now; else seconds to wait. A story sends a few
+        shots at a time, and a shot that continues another waits for that one's last frame."""
+        story = await self.jobs.get(shot.parent_id or 0)
+        if story is None or not story.active:
+            return None  # the poller finds it canceled with its story
+        siblings = await self.jobs.shots(story.id)
+        busy = [s for s in siblings if s.id != shot.id and s.state in (S.SUBMITTING, S.RUNNING)]
+        if len(busy) >= PARALLEL:
+            return self.poll_interval
+        if not shot.params.get("chain") or (shot.input_path and Path(shot.input_path).is_file()):
+            return None
+        spec = story_of(story)
+        earlier = [i for i in spec.kept if shot.step is not None and i < shot.step]
+        if not earlier:
+            return None  # nothing to continue from (the shots before were left out)
+        source = next((s for s in reversed(siblings) if s.step == earlier[-1]), None)
+        if source is None or source.state != S.DELIVERED or not source.output_path:
+            # Made later, or tried again after a failure: its hand-over wakes this shot.
+            return OFFER_WAIT / 24 if source is None or not source.active else self.poll_interval
+        folder = self.endings.job_folder(story)
+        folder.mkdir(parents=True, exist_ok=True)
+        frame = folder / f"frame-{source.step}-{source.id}.jpg"
+        try:
+            await stitch.last_frame(Path(source.output_path), frame, self.tools)
+        except MediaError as exc:
+            log.warning("story %s: no last frame of shot %s: %s", story.id, source.step, exc)
+            await self.endings.fail(shot, S.FAILED, "failed_media")
+            return 0
+        await self.jobs.update(shot.id, input_path=str(frame))
+        return None
 
     async def _follow(self, story: Job) -> float | None:
         spec = story_of(story)
@@ -267,6 +309,9 @@ class Stories:
         if moved:
             log.info("story %s: shot %s made (job %s)", story.id, shot.step, shot.id)
         await self.endings.clean(shot)
+        for waiting in await self.jobs.shots(story.id):
+            if waiting.state == S.QUEUED and waiting.params.get("chain"):
+                await self.jobs.wake(waiting.id)  # it may continue from this shot now
         await self.jobs.wake(story.id)
 
     # --- stitching ----------------------------------------------------------------------------
