@@ -131,6 +131,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         base_url=settings.llm_base_url,
         api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
         model=settings.llm_model,
+        timeout=settings.llm_timeout_seconds,
     )
     albums = AlbumRepository(db, clock)
     studio = Studio(

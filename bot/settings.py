@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
     llm_model: str | None = None
+    # The LLM writes a prompt while the person waits for their card: past this, the tables do.
+    llm_timeout_seconds: float = Field(8.0, gt=0, le=60)
     poll_interval_seconds: float = Field(15.0, gt=0)
     audio_poll_interval_seconds: float = Field(10.0, gt=0)
     job_timeout_seconds: float = Field(600.0, gt=0)

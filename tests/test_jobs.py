@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
+from services.errors import QuotaExceeded
 from services.model.jobs import (
     ACTIVE_STATES,
     TERMINAL_STATES,
@@ -17,9 +19,17 @@ from services.model.jobs import (
     JobState,
     can_move,
 )
+from services.model.specs import Shot, SpecError, StorySpec, story_params
 from services.production import messages
 from services.storage.db import Database
-from services.storage.repositories import JobRepository
+from services.storage.migrations import MIGRATIONS
+from services.storage.repositories import (
+    AlbumRepository,
+    JobRepository,
+    LedgerRepository,
+    Reservation,
+    UpdateRepository,
+)
 
 S = JobState
 
@@ -93,10 +103,6 @@ async def test_schema_is_migrated_once_and_survives_reopening(tmp_path: Path) ->
 async def test_a_database_of_the_previous_version_migrates_with_its_jobs_and_credits(
     tmp_path: Path,
 ) -> None:
-    import sqlite3
-
-    from services.storage.migrations import MIGRATIONS
-
     # The schema as the previous release left it (versions 1 and 2), with a job and its credits.
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
@@ -135,19 +141,18 @@ async def test_a_database_of_the_previous_version_migrates_with_its_jobs_and_cre
 
 
 async def test_a_story_settles_its_shots_with_itself(repo: JobRepository) -> None:
-    from services.storage.repositories import LedgerRepository, Reservation
-
+    """Shots hold their credits from the start; the made ones are kept with the film."""
     story = draft(9)
     story.kind = JobKind.STORY
+    shot = Shot(source="words", seconds=5, prompt="a kite")
+    story.params = story_params(StorySpec(shots=(shot,) * 3), shot_model="kling-v2.1-pro-i2v")
     created, _ = await repo.create(story)
     shots = []
     for step in range(3):
-        shot = draft(None)
-        shot.state, shot.step, shot.cost = S.QUEUED, step, 100
-        shots.append((shot, Reservation(1, 100, since=0.0, limit=250, resets_at=9e9)))
+        made = draft(None)
+        made.state, made.step, made.cost = S.QUEUED, step, 100
+        shots.append((made, Reservation(1, 100, since=0.0, limit=250, resets_at=9e9)))
     # Three shots of 100 do not fit a day of 250: nothing is written, the story stays a draft.
-    from services.errors import QuotaExceeded
-
     with pytest.raises(QuotaExceeded):
         await repo.add_shots(created.id, shots, src=S.DRAFT, dst=S.QUEUED)
     assert await repo.shots(created.id) == []
@@ -219,7 +224,6 @@ async def test_housekeeping_forgets_old_update_ids_and_unused_inputs(tmp_path: P
     import os
 
     from services.production.housekeeping import Housekeeping
-    from services.storage.repositories import AlbumRepository, UpdateRepository
 
     now = [1_000_000.0]
     db = Database(tmp_path / "h.db")
@@ -263,3 +267,20 @@ async def test_settling_happens_with_the_transition_and_only_once(tmp_path: Path
     assert await repo.transition(free.id, S.DRAFT, S.CANCELED, settle="refund")
     assert await ledger.entries(free.id) == []
     await db.close()
+
+
+async def test_params_that_do_not_fit_their_kind_are_refused_where_they_enter(
+    repo: JobRepository,
+) -> None:
+    wrong = draft(11)
+    wrong.params = {"duration": 5, "motion": "zoom_in", "mood": "calm"}  # a mood is for music
+    with pytest.raises(SpecError, match=r"animate.*mood"):
+        await repo.create(wrong)
+    assert await repo.by_source(1, 11) is None
+    job, _ = await repo.create(draft(12))
+    with pytest.raises(SpecError, match="aspect"):
+        await repo.update(job.id, params={"duration": 5, "aspect": "4:3"})
+    # A clip's card that becomes a music job is checked as music.
+    await repo.update(job.id, kind=JobKind.MUSIC, params={"mood": "calm", "duration": 0})
+    changed = await repo.get(job.id)
+    assert changed is not None and changed.kind == JobKind.MUSIC

@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from services.conversation import views
+from services.conversation.intents import wants_fast
 from services.conversation.preferences import Preferences
+from services.conversation.safety import screen
 from services.errors import MessengerError, QuotaExceeded
 from services.model.jobs import ACTIVE_STATES, Job, JobKind, JobState
 from services.production import messages
 from services.production.credits import Credits
 from services.production.stories import shot_jobs
 from services.providers.base import ProviderSet
+from services.providers.catalogue import Model, ModelKind, pick_model
 from services.storage.repositories import Clock, JobRepository, Reservation, UserRepository
 from services.telegram.messenger import Messenger
 from services.texts import text
@@ -159,3 +162,34 @@ class Desk:
     def _quota_params(self, exc: QuotaExceeded, lang: str) -> dict[str, object]:
         reset = views.reset_time(lang, exc.resets_at, self.clock(), self.credits.zone)
         return {**reset, "needed": exc.needed, "available": exc.available}
+
+    async def take_words(
+        self, user: ChatUser, message_id: int, words: str, no_model_key: str
+    ) -> tuple[Model, Preferences] | None:
+        """Words that ask for something filmed: the text-to-video model for them (the fast tier
+        when they say "quick draft") and the user's settings; None when they were answered here
+        already (a redelivered message, a refusal, ``no_model_key`` when no model films words)."""
+        existing = await self.jobs.by_source(user.chat_id, message_id)
+        if existing is not None and (existing.card_message_id or existing.state != S.DRAFT):
+            return None  # the same message delivered twice: it already has its answer
+        if existing is not None:
+            # Delivered again after a crash between the draft and its card: show the card now.
+            await self.send_card(existing, reply_to=message_id)
+            return None
+        refusal = screen(words)
+        if refusal:
+            await self.say(user, refusal, reply_to=message_id)
+            return None
+        prefs = await self.preferences(user.id)
+        fast = wants_fast(words)
+        try:
+            model = pick_model(
+                self.providers.main.name,
+                ModelKind.TEXT_TO_VIDEO,
+                None if fast else prefs.model,
+                "fast" if fast else prefs.quality,
+            )
+        except LookupError:
+            await self.say(user, no_model_key, reply_to=message_id)
+            return None
+        return model, prefs

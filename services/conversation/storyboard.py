@@ -24,7 +24,6 @@ from services.conversation.intents import (
     join_wish,
     named_motion,
     parse_animation,
-    wants_fast,
     wants_no_confirmation,
     without_commands,
 )
@@ -256,30 +255,12 @@ class Storyboard:
         """Words that ask for a story: a plan card (each shot's prompt and length, the total
         length and cost), or go at once when the message itself says "just do it"."""
         desk = self.desk
-        existing = await desk.jobs.by_source(user.chat_id, message_id)
-        if existing is not None and (existing.card_message_id or existing.state != S.DRAFT):
-            return  # the same message delivered twice
-        if existing is not None:
-            await desk.send_card(existing, reply_to=message_id)
+        # With no key: the local studio cannot film words, but it makes stories of albums.
+        taken = await desk.take_words(user, message_id, words, "story_needs_key")
+        if taken is None:
             return
-        refusal = screen(words)
-        if refusal:
-            await desk.say(user, refusal, reply_to=message_id)
-            return
-        provider = desk.providers.main.name
-        prefs = await desk.preferences(user.id)
-        fast = wants_fast(words)
-        try:
-            model = pick_model(
-                provider,
-                ModelKind.TEXT_TO_VIDEO,
-                None if fast else prefs.model,
-                "fast" if fast else prefs.quality,
-            )
-        except LookupError:
-            # The local studio cannot film words; an album of photos it can make a story of.
-            await desk.say(user, "story_needs_key", reply_to=message_id)
-            return
+        model, prefs = taken
+        provider = model.provider
         follow = None
         if ask.continuity:
             with contextlib.suppress(LookupError):

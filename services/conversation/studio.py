@@ -32,6 +32,7 @@ from services.conversation.safety import screen
 from services.conversation.storyboard import STORY_ACTIONS, Storyboard
 from services.errors import MessengerError, StudioError, UserInputError
 from services.model.jobs import Job, JobKind, JobState
+from services.model.specs import KINDS
 from services.production import messages
 from services.production.credits import Credits
 from services.production.endings import stop_shots
@@ -235,31 +236,10 @@ class Studio(Desk):
 
     async def request_video(self, user: ChatUser, message_id: int, words: str) -> None:
         """Words that ask for a video: a card with the prompt crafted from them, or go."""
-        existing = await self.jobs.by_source(user.chat_id, message_id)
-        if existing is not None and (existing.card_message_id or existing.state != S.DRAFT):
-            return  # the same message delivered twice: it already has its answer
-        if existing is not None:
-            # Delivered again after a crash between the draft and its card: show the card now.
-            await self.send_card(existing, reply_to=message_id)
+        taken = await self.take_words(user, message_id, words, "text_video_needs_key")
+        if taken is None:
             return
-        refusal = screen(words)
-        if refusal:
-            await self.say(user, refusal, reply_to=message_id)
-            return
-        provider = self.providers.main.name
-        prefs = await self.preferences(user.id)
-        try:
-            fast = wants_fast(words)
-            model = pick_model(
-                provider,
-                ModelKind.TEXT_TO_VIDEO,
-                None if fast else prefs.model,
-                "fast" if fast else prefs.quality,
-            )
-        except LookupError:
-            # The local studio animates pictures; it cannot invent one from words.
-            await self.say(user, "text_video_needs_key", reply_to=message_id)
-            return
+        model, prefs = taken
         asked = asked_seconds(words)
         if asked is not None and asked > max(model.durations):
             # Longer than one model's longest run: shots joined into one film.
@@ -396,8 +376,10 @@ class Studio(Desk):
         return None
 
     async def _again(self, job: Job) -> str | None:
-        needs_file = job.kind != JobKind.TEXT
-        if needs_file and (not job.input_path or not Path(job.input_path).is_file()):
+        kind = KINDS[job.kind]
+        if not kind.again:
+            return text(job.language, "button_expired")
+        if kind.inputs and (not job.input_path or not Path(job.input_path).is_file()):
             return text(job.language, "button_expired")
         clone = replace(
             job,

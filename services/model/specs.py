@@ -6,7 +6,8 @@ reads one, so a malformed or outdated row fails loudly instead of half-working.
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -76,6 +77,127 @@ class StorySpec(BaseModel):
     def has_own_sound(self) -> bool:
         """Whether any shot brings its own sound (a user's clip): music then goes under it."""
         return any(self.shots[i].source == "clip" for i in self.kept)
+
+
+# --- the params of every kind ------------------------------------------------------------------
+
+Aspect = Literal["16:9", "9:16", "1:1"]
+
+
+class _Params(BaseModel):
+    """What every kind of job may carry: the choices the user made for delivery."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    duration: int = Field(0, ge=0, le=600)
+    as_file: bool = False
+
+
+class ClipFacts(BaseModel):
+    """What ffprobe said about the user's clip (which models can take it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    width: int | None = None
+    height: int | None = None
+    seconds: float | None = None
+
+
+class AnimateParams(_Params):
+    """A photo to animate: the camera move and the shape (a story's shot may continue the
+    shot before it, from its last frame)."""
+
+    motion: str = "zoom_in"
+    aspect: Aspect | None = None
+    chain: bool = False
+
+
+class ClipParams(_Params):
+    """A user's clip, to extend or to give sound: its facts, and until they choose, whether
+    the card still asks which (``pick``) and for which delivered job (``source_job``)."""
+
+    clip: ClipFacts | None = None
+    pick: bool = False
+    source_job: int | None = None
+
+
+class ExtendParams(ClipParams):
+    """Extend a clip: by the studio's effect, a provider's model, or continuing the provider's
+    own result by its request id."""
+
+    effect: str | None = None
+    source_request_id: str | None = None
+
+
+class MusicParams(ClipParams):
+    """Sound for a clip: the studio's mood, or a model's."""
+
+    mood: str | None = None
+
+
+class MixParams(_Params):
+    """The user's own audio under a clip."""
+
+    audio_path: str
+
+
+class TextParams(_Params):
+    """A video from words: the shape, the user's words and the prompt crafted from them."""
+
+    aspect: Aspect | None = None
+    words: str = ""
+    crafted: str = ""
+
+
+class StoryParams(_Params):
+    """A story: its spec, the models of its shots, its plan's base prompt and user edits, and
+    what became of failed shots (a fallback each; the offer to the user)."""
+
+    story: StorySpec
+    shot_model: str
+    follow_model: str | None = None
+    aspect: Aspect | None = None
+    base: str | None = None
+    seconds_each: float | None = None
+    edits: dict[str, str] = Field(default_factory=dict)
+    fell_back: list[int] = Field(default_factory=list)
+    offered: str | None = None
+    offered_at: float | None = None
+    offered_steps: list[int] | None = None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of job in one place: what it needs, how it runs, and what the user can do once
+    it ended. Adding a kind is adding a row here, its params above and its words in the text
+    table."""
+
+    params: type[_Params]
+    inputs: tuple[str, ...]  # the files sent to the provider, by role, in order
+    runs: Literal["provider", "story"]  # one provider request, or shots joined into a film
+    again: bool  # "Again" / "Try again" make it anew from the same inputs
+
+
+KINDS: dict[JobKind, Kind] = {
+    JobKind.ANIMATE: Kind(AnimateParams, ("image",), "provider", again=True),
+    JobKind.EXTEND: Kind(ExtendParams, ("video",), "provider", again=True),
+    JobKind.MUSIC: Kind(MusicParams, ("video",), "provider", again=True),
+    JobKind.MIX: Kind(MixParams, ("video", "audio"), "provider", again=True),
+    JobKind.TEXT: Kind(TextParams, (), "provider", again=True),
+    # A story is planned again from words or a new album, not re-run from its inputs.
+    JobKind.STORY: Kind(StoryParams, (), "story", again=False),
+}
+
+
+def checked_params(kind: JobKind, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` if they are a valid spec of ``kind``; SpecError (a bug, never user input)
+    otherwise. The dict goes on as it is, so the row stores exactly what was checked."""
+    try:
+        KINDS[kind].params.model_validate(params)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
+        raise SpecError(f"bad {kind.value} params: {fields}") from exc
+    return params
 
 
 def story_of(job: Job) -> StorySpec:

@@ -10,7 +10,7 @@ import html
 from dataclasses import dataclass
 
 from services.model.jobs import Job, JobKind, JobState
-from services.model.specs import story_of
+from services.model.specs import KINDS, story_of
 from services.providers.catalogue import DEFAULT_MOTION, MOTION_PROMPTS, get_model
 from services.telegram.messenger import Keyboard
 from services.texts import text
@@ -208,7 +208,8 @@ def failure(job: Job, reason_key: str, **params: object) -> tuple[str, Keyboard]
     else:
         body = text(lang, "failed", reason=text(lang, reason_key, **params))
     keyboard: Keyboard = []
-    if (job.input_path or job.kind == JobKind.TEXT) and job.state != JobState.CANCELED:
+    kind = KINDS[job.kind]
+    if kind.again and (job.input_path or not kind.inputs) and job.state != JobState.CANCELED:
         keyboard = [[(text(lang, "btn_try_again"), button(job.id, "again"))]]
     return body, keyboard
 
@@ -228,7 +229,7 @@ def after_delivery(job: Job) -> Keyboard:
     """Buttons under a delivered video: do it again, or get the file without recompression."""
     lang = job.language
     first = [(text(lang, "btn_extend"), button(job.id, "ext"))]
-    if job.kind != JobKind.STORY:  # a story is planned again from words or a new album
+    if KINDS[job.kind].again:
         first.insert(0, (text(lang, "btn_again"), button(job.id, "again")))
     return [
         first,

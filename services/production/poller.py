@@ -24,7 +24,8 @@ from services.errors import (
     StudioError,
     TransferError,
 )
-from services.model.jobs import Job, JobKind, JobState
+from services.model.jobs import Job, JobState
+from services.model.specs import KINDS
 from services.production import messages
 from services.production.alerts import Alerts
 from services.production.credits import Credits
@@ -273,7 +274,7 @@ class Poller:
 
     async def _step(self, job: Job) -> float | None:
         """Do the next thing for ``job``; return seconds until it is due again (0 = now)."""
-        if job.kind == JobKind.STORY and job.state != S.DELIVERING:
+        if KINDS[job.kind].runs == "story" and job.state != S.DELIVERING:
             return await self.stories.step(job)  # its shots are jobs of their own
         if job.state == S.QUEUED:
             return await self._submit(job)
@@ -359,12 +360,11 @@ class Poller:
         """Upload the job's files (the bytes, never a Telegram URL) under their roles."""
         if job.params.get("source_request_id"):
             return {"chained": "1"}  # the provider continues its own earlier result
-        if job.kind == JobKind.TEXT:
-            return {}  # made from words alone
         provider = self.providers.get(job.provider)
-        files = {"image" if job.kind == JobKind.ANIMATE else "video": job.input_path}
-        if job.params.get("audio_path"):
-            files["audio"] = str(job.params["audio_path"])
+        # The kind says which files it sends: the job's input first, then its audio.
+        roles = KINDS[job.kind].inputs
+        sources = [job.input_path, job.params.get("audio_path")]
+        files = {role: str(name or "") for role, name in zip(roles, sources, strict=False)}
         inputs: dict[str, str] = {}
         for role, name in files.items():
             if not name or not Path(name).is_file():

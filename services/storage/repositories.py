@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.errors import QuotaExceeded
-from services.model.jobs import JOB_COLUMNS, JSON_COLUMNS, Job, JobState, can_move
+from services.model.jobs import JOB_COLUMNS, JSON_COLUMNS, Job, JobKind, JobState, can_move
+from services.model.specs import checked_params
 from services.storage.db import Database, Transaction
 
 Clock = Callable[[], float]
@@ -154,6 +155,7 @@ class JobRepository:
         Returns the job and whether it is new.
         """
         now = self.clock()
+        checked_params(job.kind, job.params)
         fields = {
             name: _encode(name, getattr(job, name))
             for name in JOB_COLUMNS
@@ -218,6 +220,8 @@ class JobRepository:
         for s in sources:
             if not can_move(s, dst):
                 raise ValueError(f"illegal transition {s} -> {dst}")
+        if "params" in fields:
+            await self._check_params(job_id, fields["params"], fields.get("kind"))
         if settle not in (None, "keep", "refund"):
             raise ValueError(f"cannot settle with {settle!r}")
         now = self.clock()
@@ -250,7 +254,9 @@ class JobRepository:
         return True
 
     async def update(self, job_id: int, **fields: Any) -> None:
-        """Set non-state columns."""
+        """Set non-state columns (new params are checked against the job's kind)."""
+        if "params" in fields:
+            await self._check_params(job_id, fields["params"], fields.get("kind"))
         fields["updated_at"] = self.clock()
         assignments, values = _assignments(fields)
         await self.db.execute(
@@ -326,6 +332,15 @@ class JobRepository:
         )
         return {r["input_path"] for r in rows}
 
+    async def _check_params(
+        self, job_id: int, params: dict[str, Any], kind: JobKind | None = None
+    ) -> None:
+        if kind is None:
+            row = await self.db.fetchone("SELECT kind FROM jobs WHERE id = ?", (job_id,))
+            kind = JobKind(row["kind"]) if row is not None else None
+        if kind is not None:
+            checked_params(kind, params)
+
     async def shots(self, parent_id: int) -> list[Job]:
         """A story's shot jobs, by shot and then by attempt."""
         rows = await self.db.fetchall(
@@ -360,6 +375,7 @@ class JobRepository:
                 if moved != 1:
                     return False
             for shot, reserve in shots:
+                checked_params(shot.kind, shot.params)
                 row = {
                     name: _encode(name, getattr(shot, name))
                     for name in JOB_COLUMNS
