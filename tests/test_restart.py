@@ -13,9 +13,13 @@ import pytest
 
 from services.model.jobs import JobState
 from tests.conftest import TOKEN, USER, data_for, make_settings, reply_to, running_bot, services_of
+from tests.fakes.muapi import FakeMuapi
+from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
+from tests.media_factory import make_video
 
 ROOT = Path(__file__).resolve().parent.parent
+MUAPI_KEY = "muapi-test-key-restart-0123456789"
 
 
 async def test_buttons_of_a_previous_run_still_work(
@@ -257,3 +261,50 @@ async def test_kill_9_mid_story_resumes_it_and_never_makes_a_shot_twice(
     assert len(shots()) == 3, shots()
     log = bot.log.read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]
+
+
+async def test_kill_9_mid_story_from_words_never_sends_or_bills_a_shot_twice(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    clip = make_video(tmp_path / "shot.mp4", seconds=2.0)
+    async with FakeMuapi(api_key=MUAPI_KEY) as muapi:
+        # The first shot is quick, the others take a while: the kill finds them at the provider.
+        muapi.next_scenarios = [Scenario(output=clip, polls_before_done=1)]
+        muapi.scenario = Scenario(output=clip, polls_before_done=12)
+        bot = BotProcess(tg, tmp_path)
+        bot.env.update(MUAPI_API_KEY=MUAPI_KEY, MUAPI_BASE_URL=muapi.root)
+        await bot.start()
+        database = tmp_path / "bot.db"
+
+        def shot_rows() -> list[tuple[int, str]]:
+            with sqlite3.connect(database) as conn:
+                rows = conn.execute(
+                    "SELECT step, state FROM jobs WHERE parent_id IS NOT NULL ORDER BY step, id"
+                )
+                return [(int(step), str(state)) for step, state in rows]
+
+        try:
+            card_id = await reply_to(tg, tg.user_message(USER, text="a 3-shot story about a kite"))
+            tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+            await tg.wait_for(
+                lambda: (
+                    "delivered" in {s for _, s in shot_rows()}
+                    and len(muapi.accepted_submits()) == 3
+                ),
+                timeout=60,
+            )
+            await bot.kill9()
+            await bot.start()
+            await tg.wait_for(lambda: tg.videos(USER), timeout=120)
+            await asyncio.sleep(1.5)
+            assert len(tg.videos(USER)) == 1, tg.dump()
+        finally:
+            await bot.stop()
+        # Each shot went to the provider once; the shots running at the kill were followed on.
+        assert len(muapi.accepted_submits()) == 3
+        assert sorted(shot_rows()) == [(0, "delivered"), (1, "delivered"), (2, "delivered")]
+        with sqlite3.connect(database) as conn:
+            entries = conn.execute(
+                "SELECT entry, SUM(amount) FROM ledger GROUP BY entry ORDER BY entry"
+            ).fetchall()
+        assert entries == [("keep", 300), ("reserve", 300)]

@@ -3,6 +3,7 @@ providers (which check every payload against the model's schema), fallbacks, cre
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -271,3 +272,55 @@ async def test_canceling_a_story_stops_its_shots_and_refunds_them(
     assert {s.state for s in shots} == {JobState.CANCELED}
     assert all(entries == [("reserve", 100), ("refund", 100)] for entries in ledger.values())
     assert tg.videos(USER) == []
+
+
+async def test_a_failed_shot_tried_again_completes_the_story(
+    tg: FakeTelegram, fal: FakeFal, tmp_path: Path
+) -> None:
+    good = Scenario(output=fal.scenario.output, polls_before_done=1)
+    bad = Scenario(fail_with="Internal error", polls_before_done=1)
+    fal.next_scenarios = [good, bad, bad]  # a 2-shot story: one shot fails, its fallback too
+    async with running_bot(on_fal(tg, fal, tmp_path)) as app:
+        card_id = await reply_to(tg, tg.user_message(USER, text="a 2-shot story about a kite"))
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        offer = await tg.wait_for(
+            lambda: next(
+                (m for m in tg.messages(USER) if "could not be made" in (m.text_plain or "")),
+                None,
+            ),
+            timeout=60,
+        )
+        retry = data_for(tg, USER, offer.message_id, "retry")
+        tg.press_button(USER, offer.message_id, retry)
+        await tg.wait_for(lambda: tg.videos(USER), timeout=60)
+        # The offer's buttons are spent: a second press changes nothing.
+        query = tg.press_button(USER, offer.message_id, retry)
+        answer = await tg.wait_for(lambda: tg.callback_answers.get(query))
+        [story] = await delivered_jobs(app, USER)
+        shots = await services_of(app).jobs.shots(story.id)
+        ledger = await ledger_of(app, story.id)
+    assert "expired" in (answer.text or "")
+    assert len(tg.videos(USER)) == 1 and len(fal.accepted_submits()) == 4
+    assert [s.state for s in shots].count(JobState.DELIVERED) == 2
+    assert sorted(ledger.values()) == sorted(
+        [[("reserve", 100), ("keep", 100)]] * 2 + [[("reserve", 100), ("refund", 100)]] * 2
+    )
+
+
+async def test_an_album_with_a_provider_key_animates_each_photo_on_its_model(
+    tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path, photo_bytes: bytes, portrait_bytes: bytes
+) -> None:
+    async with running_bot(on_muapi(tg, muapi, tmp_path)) as app:
+        sent = tg.user_album(USER, [("photo", photo_bytes), ("photo", portrait_bytes)])
+        card_id = await reply_to(tg, sent[0])
+        assert "2 shots" in card_text(tg, card_id) and "200 credits" in card_text(tg, card_id)
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await tg.wait_for(lambda: tg.videos(USER), timeout=60)
+        [story] = await delivered_jobs(app, USER)
+        ledger = await ledger_of(app, story.id)
+    accepted = muapi.accepted_submits()
+    assert len(accepted) == 2 and all("i2v" in s.endpoint for s in accepted)
+    assert sorted(u.sha256 for u in muapi.uploads) == sorted(
+        hashlib.sha256(p).hexdigest() for p in (photo_bytes, portrait_bytes)
+    )
+    assert sorted(ledger.values()) == [[("reserve", 100), ("keep", 100)]] * 2
