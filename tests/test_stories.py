@@ -12,6 +12,7 @@ import pytest
 from services.media.ffmpeg import probe
 from services.model.jobs import JobKind, JobState
 from tests.conftest import (
+    OTHER_USER,
     USER,
     buttons_of,
     data_for,
@@ -156,3 +157,31 @@ async def test_the_card_switches_cuts_and_music(
         await tg.wait_for(lambda: "no music" in (tg.message(USER, card_id).text_plain or ""))
         labels = set(buttons_of(tg, USER, card_id))
         assert {"◐ Crossfades", "♪ Music"} <= labels
+
+
+async def test_a_refused_album_is_told_and_holds_up_nobody_else(
+    tg: FakeTelegram, tmp_path: Path, album_photos: list[bytes]
+) -> None:
+    async with running_bot(make_settings(tg, tmp_path)) as app:
+        refused = tg.user_album(USER, [("photo", p) for p in album_photos[:2]], caption="nsfw")
+        fine = tg.user_album(OTHER_USER, [("photo", p) for p in album_photos[:2]])
+        answer = await reply_to(tg, refused[0])
+        card = await reply_to(tg, fine[0])
+        assert "sexual" in (tg.message(USER, answer).text_plain or "")
+        assert "2 shots" in (tg.message(OTHER_USER, card).text_plain or "")
+        assert await services_of(app).jobs.for_user(USER, list(JobState)) == []
+
+
+async def test_an_album_whose_photos_arrive_slowly_is_still_one_story(
+    tg: FakeTelegram, tmp_path: Path, album_photos: list[bytes]
+) -> None:
+    # Each photo takes longer to fetch than the quiet that ends an album.
+    tg.delay("download", 2.0)
+    async with running_bot(make_settings(tg, tmp_path)) as app:
+        sent = tg.user_album(USER, [("photo", p) for p in album_photos])
+        card_id = await reply_to(tg, sent[0], timeout=30)
+        assert "3 shots" in (tg.message(USER, card_id).text_plain or "")
+        await asyncio.sleep(2.0)  # a second story would have shown up by now
+        drafts = await services_of(app).jobs.for_user(USER, [JobState.DRAFT])
+    assert len(drafts) == 1
+    assert len([m for m in tg.messages(USER) if m.buttons]) == 1

@@ -3,6 +3,7 @@ providers (which check every payload against the model's schema), fallbacks, cre
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -324,3 +325,42 @@ async def test_an_album_with_a_provider_key_animates_each_photo_on_its_model(
         hashlib.sha256(p).hexdigest() for p in (photo_bytes, portrait_bytes)
     )
     assert sorted(ledger.values()) == [[("reserve", 100), ("keep", 100)]] * 2
+
+
+async def test_continuity_without_its_first_shot_films_the_next_from_words(
+    tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path
+) -> None:
+    bad = Scenario(fail_with="Internal error", polls_before_done=1)
+    muapi.next_scenarios = [bad, bad]  # the first shot, then its fallback
+    async with running_bot(on_muapi(tg, muapi, tmp_path)):
+        words = "a continuous 3 shot video of a runner at dawn, just do it"
+        tg.user_message(USER, text=words)
+        offer = await tg.wait_for(
+            lambda: next(
+                (m for m in tg.messages(USER) if "could not be made" in (m.text_plain or "")),
+                None,
+            ),
+            timeout=60,
+        )
+        tg.press_button(USER, offer.message_id, data_for(tg, USER, offer.message_id, "skip"))
+        await tg.wait_for(lambda: tg.videos(USER), timeout=60)
+    accepted = muapi.accepted_submits()
+    # Shot 1 twice (it failed, then its fallback), then shot 2 from words, shot 3 from its frame.
+    assert len(accepted) == 4
+    assert "t2v" in accepted[2].endpoint
+    third = accepted[3].payload
+    assert "i2v" in accepted[3].endpoint and (third.get("image_url") or third.get("images_list"))
+
+
+async def test_a_story_sends_a_few_shots_at_a_time(
+    tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path
+) -> None:
+    muapi.scenario = Scenario(output=muapi.scenario.output, polls_before_done=10)
+    async with running_bot(on_muapi(tg, muapi, tmp_path)):
+        tg.user_message(USER, text="a 5-shot story about the sea, just do it")
+        await tg.wait_for(lambda: len(muapi.accepted_submits()) >= 3, timeout=30)
+        await asyncio.sleep(1.0)
+        at_once = len(muapi.accepted_submits())
+        await tg.wait_for(lambda: tg.videos(USER), timeout=90)
+    assert at_once == 3  # the other two waited for a turn
+    assert len(muapi.accepted_submits()) == 5

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from services.conversation import story_plan, text_video
 from services.conversation.desk import ChatUser, Desk
@@ -45,6 +46,7 @@ S = JobState
 
 STORY_ACTIONS = frozenset({"tr", "snd", "more", "less", "retry", "skip"})  # its own buttons
 QUIET = 1.5  # seconds without a new item before an album counts as complete
+FETCH_LIMIT = 300.0  # an item still being fetched after this is lost (its process stopped)
 PHOTO_SECONDS = 5
 # The camera moves a photo album's shots take in turn, so a story never repeats one move.
 CAMERA_MOVES: tuple[str, ...] = ("zoom_in", "pan_right", "zoom_out", "pan_left", "pan_up")
@@ -61,6 +63,7 @@ class Storyboard:
         self.crafter = crafter
         self.quiet = quiet
         self._timers: set[asyncio.Task[None]] = set()
+        self._settling = asyncio.Lock()
 
     # --- albums ------------------------------------------------------------------------------
 
@@ -72,49 +75,49 @@ class Storyboard:
         item: InboundImage | InboundMedia,
         caption: str | None,
     ) -> None:
-        """One photo or clip of an album: fetch and check it, keep it, wait for the rest."""
+        """One photo or clip of an album: note it, fetch and check it, wait for the rest.
+
+        It is noted before it is fetched: the album's quiet counts from arrivals, and an album
+        is not made while one of its items is still on its way.
+        """
         desk = self.desk
-        if await self.albums.has(user.chat_id, message_id):
+        arrived = AlbumItem(
+            chat_id=user.chat_id,
+            message_id=message_id,
+            user_id=user.id,
+            media_group_id=group,
+            kind="photo" if isinstance(item, InboundImage) else "clip",
+            file_id=item.file_id,
+            file_unique_id=item.file_unique_id,
+            caption=(caption or "").strip(),
+            language=user.language,
+        )
+        if not await self.albums.arrive(arrived):
             return  # the same message delivered twice
         try:
             if isinstance(item, InboundImage):
                 path, picture = await fetch_image(
                     desk.messenger, item, desk.inbound_dir, desk.download_limit
                 )
-                kind, seconds = "photo", None
                 size: tuple[int | None, int | None] = (picture.width, picture.height)
+                seconds = None
             else:
                 path, info = await fetch_clip(
                     desk.messenger, item, desk.inbound_dir, desk.download_limit
                 )
-                kind, seconds = "clip", info.duration
-                size = (info.width, info.height)
+                size, seconds = (info.width, info.height), info.duration
         except UserInputError as exc:
             # That item is left out; the rest of the album still becomes a story.
+            await self.albums.drop(user.chat_id, message_id)
             await desk.say(user, exc.key, reply_to=message_id, params=exc.params)
+            self._settle_later()
             return
-        kept = AlbumItem(
-            chat_id=user.chat_id,
-            message_id=message_id,
-            user_id=user.id,
-            media_group_id=group,
-            kind=kind,
-            file_id=item.file_id,
-            file_unique_id=item.file_unique_id,
-            path=str(path),
-            caption=(caption or "").strip(),
-            width=size[0],
-            height=size[1],
-            duration=seconds,
-            language=user.language,
-        )
-        if not await self.albums.add(kept):
-            path.unlink(missing_ok=True)
-            return
+        await self.albums.fetched(user.chat_id, message_id, str(path), size, seconds)
         self._settle_later()
 
-    def _settle_later(self) -> None:
-        task = asyncio.create_task(self._settle_after(self.quiet + 0.05), name="album-settle")
+    def _settle_later(self, delay: float | None = None) -> None:
+        wait = self.quiet + 0.05 if delay is None else delay
+        task = asyncio.create_task(self._settle_after(wait), name="album-settle")
         self._timers.add(task)
         task.add_done_callback(self._timers.discard)
 
@@ -127,9 +130,19 @@ class Storyboard:
 
     async def settle(self) -> int:
         """Make every complete album a story (at start, and when an album goes quiet)."""
+        async with self._settling:  # one at a time: two timers must not make one album twice
+            return await self._settle()
+
+    async def _settle(self) -> int:
         made = 0
-        for items in await self.albums.settled(self.desk.clock() - self.quiet):
-            await self._album_ready(items)
+        now = self.desk.clock()
+        for items in await self.albums.settled(now - self.quiet, now - FETCH_LIMIT):
+            try:
+                await self._album_ready(items)
+            except Exception:
+                # One album that cannot be made must not hold up everybody else's.
+                log.exception("albums: could not make a story of album %s", items[0].media_group_id)
+                continue
             made += 1
         return made
 
@@ -138,6 +151,8 @@ class Storyboard:
         (an album may have been cut short by the restart a moment after its last item)."""
         await self.settle()
         self._settle_later()
+        # Items whose fetch the stop cut short hold their album until they count as lost.
+        self._settle_later(FETCH_LIMIT + self.quiet)
 
     async def stop(self) -> None:
         """Forget pending timers (the items stay kept; ``settle`` at start takes them)."""
@@ -154,26 +169,31 @@ class Storyboard:
         caption = next((i.caption for i in items if i.caption), "")
         refusal = screen(caption)
         if refusal:
-            await self.albums.take(items, 0)
+            for item in items:
+                await self.albums.drop(item.chat_id, item.message_id)
+                Path(item.path or "").unlink(missing_ok=True)
             await desk.say(user, refusal, reply_to=first.message_id)
             return
+        # The items are taken only once the user has the card (or the story started): a stop
+        # in between finds the story here again and sends what is missing.
         existing = await desk.jobs.by_source(user.chat_id, first.message_id)
         if existing is not None:
+            if existing.state == S.DRAFT and existing.card_message_id is None:
+                await desk.send_card(existing, reply_to=first.message_id)
             await self.albums.take(items, existing.id)
             return
         prefs = await desk.preferences(user.id)
         draft = self.plan(user, items, caption, prefs)
         job, created = await desk.jobs.create(draft)
+        if created:
+            log.info("album of %d items became story %s", len(items), job.id)
+            if len(items) > MAX_SHOTS:
+                await desk.say(user, "album_too_long", params={"count": MAX_SHOTS})
+            if prefs.skip_confirm or wants_no_confirmation(caption):
+                await desk.start_now(job, user, reply_to=first.message_id)
+            else:
+                await desk.send_card(job, reply_to=first.message_id)
         await self.albums.take(items, job.id)
-        if not created:
-            return
-        log.info("album of %d items from chat %s became story %s", len(items), user.chat_id, job.id)
-        if len(items) > MAX_SHOTS:
-            await desk.say(user, "album_too_long", params={"count": MAX_SHOTS})
-        if prefs.skip_confirm or wants_no_confirmation(caption):
-            await desk.start_now(job, user, reply_to=first.message_id)
-        else:
-            await desk.send_card(job, reply_to=first.message_id)
 
     def plan(
         self, user: ChatUser, items: Sequence[AlbumItem], caption: str, prefs: Preferences
@@ -356,11 +376,13 @@ class Storyboard:
 
     # --- the story card -----------------------------------------------------------------------
 
-    async def press(self, job: Job, user: ChatUser, action: str, message_id: int) -> str | None:
-        """A story's own buttons: transitions and music on its card; after a failed shot, go
-        on without it or try it again."""
+    async def press(
+        self, job: Job, user: ChatUser, action: str, message_id: int, arg: str | None = None
+    ) -> str | None:
+        """A story's own buttons: transitions, music and shots on its card; after a failed
+        shot, go on without it or try it again (``arg`` names the offer)."""
         if action in ("retry", "skip"):
-            return await self._after_failure(job, user, action)
+            return await self._after_failure(job, user, action, arg)
         if job.state != S.DRAFT:
             return text(job.language, "already_started" if job.active else "button_expired")
         spec = story_of(job)
@@ -389,10 +411,12 @@ class Storyboard:
         await self.desk.refresh_card(await self.desk.reload(job), message_id)
         return None
 
-    async def _after_failure(self, job: Job, user: ChatUser, action: str) -> str | None:
+    async def _after_failure(
+        self, job: Job, user: ChatUser, action: str, offer: str | None
+    ) -> str | None:
         desk = self.desk
-        if job.state != S.RUNNING or not job.params.get("offered"):
-            return text(job.language, "button_expired")
+        if job.state != S.RUNNING or not offer or job.params.get("offered") != offer:
+            return text(job.language, "button_expired")  # answered, or an older offer
         spec = story_of(job)
         failed = [int(i) for i in job.params.get("offered_steps") or []]
         changes: dict[str, object] = {"offered": None, "offered_steps": None}
@@ -407,13 +431,20 @@ class Storyboard:
         else:
             again = shot_jobs(job, failed)
             try:
-                await desk.jobs.add_shots(
-                    job.id, [(shot, desk.credits.reservation(shot)) for shot in again]
+                added = await desk.jobs.add_shots(
+                    job.id,
+                    [(shot, desk.credits.reservation(shot)) for shot in again],
+                    params={**job.params, **changes},
                 )
             except QuotaExceeded as exc:
                 await desk.say(user, "no_credits", params=desk._quota_params(exc, user.language))
                 return None
-            await desk.jobs.update(job.id, params={**job.params, **changes})
+            if not added:
+                return text(job.language, "button_expired")
+        # Shots waiting to continue a shot that failed go on now, from whatever comes first.
+        for shot in await desk.jobs.shots(job.id):
+            if shot.state == S.QUEUED:
+                await desk.jobs.wake(shot.id)
         await desk.jobs.wake(job.id)
         return text(job.language, "story_going_on")
 

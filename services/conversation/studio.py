@@ -339,7 +339,7 @@ class Studio(Desk):
             intent = "extend" if pressed.action == "ext" else "music"
             return await self.clips.from_result(job, user, intent)
         if job.kind == JobKind.STORY and pressed.action in STORY_ACTIONS:
-            return await self.storyboard.press(job, user, pressed.action, message_id)
+            return await self.storyboard.press(job, user, pressed.action, message_id, pressed.arg)
         if job.state != S.DRAFT:
             return text(lang, "already_started" if job.active else "button_expired")
         if pressed.action == "go" and not job.params.get("pick"):

@@ -156,14 +156,15 @@ def story_status(job: Job, took: str) -> str:
     )
 
 
-def shot_failed(story: Job, failed: list[int], total: int) -> tuple[str, Keyboard]:
-    """A story's shot could not be made: refunded; go on without it, or try it again."""
+def shot_failed(story: Job, failed: list[int], total: int, offer: str) -> tuple[str, Keyboard]:
+    """A story's shot could not be made: refunded; go on without it, or try it again. The
+    buttons name the ``offer``, so a later offer's buttons are not pressed by an older one."""
     lang = story.language
     numbers = ", ".join(str(i + 1) for i in failed)
     body = text(lang, "shot_failed", numbers=numbers, count=len(failed))
-    rows: Keyboard = [[(text(lang, "btn_shot_retry"), button(story.id, "retry"))]]
+    rows: Keyboard = [[(text(lang, "btn_shot_retry"), button(story.id, "retry", offer))]]
     if total > len(failed):
-        rows.append([(text(lang, "btn_shot_skip"), button(story.id, "skip"))])
+        rows.append([(text(lang, "btn_shot_skip"), button(story.id, "skip", offer))])
     rows.append([(text(lang, "btn_cancel"), button(story.id, "x"))])
     return body, rows
 

@@ -500,9 +500,10 @@ class Poller:
             await self.endings.fail(job, S.FAILED, "failed_storage")
             return None
         if not dest.is_file():
-            await self.delivery.send_link_or_apology(
-                job, text(job.language, "reason_download_failed")
-            )
+            if job.parent_id is None:  # a shot's failure is told by its story
+                await self.delivery.send_link_or_apology(
+                    job, text(job.language, "reason_download_failed")
+                )
             await self.endings.fail(job, S.FAILED, "failed_download", notify=False)
             return None
         await self.jobs.transition(job.id, S.DOWNLOADING, S.DELIVERING, output_path=str(dest))
@@ -525,13 +526,12 @@ class Poller:
                 return
 
     async def _deliver(self, job: Job) -> float | None:
+        if job.parent_id is not None:
+            return await self.stories.hand_over(job)  # a shot goes to its story, not the chat
         path = Path(job.output_path or "")
         if not job.output_path or not path.is_file():
             await self.jobs.transition(job.id, S.DELIVERING, S.DOWNLOADING)
             return 0
-        if job.parent_id is not None:
-            await self.stories.hand_over(job)  # a shot goes to its story, not to the chat
-            return None
         try:
             async with self.endings.status_when_slow(job):
                 outcome = await self.delivery.deliver(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import shutil
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from services.production import messages
 from services.production.credits import Credits
 from services.production.endings import Endings
 from services.providers.catalogue import fallback_after, get_model
-from services.storage.repositories import Clock, JobRepository
+from services.storage.repositories import Clock, JobRepository, Reservation
 from services.texts import text
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ STORY_MODEL = "studio-story"  # the stitch itself: local, free
 FADE = 0.5
 FRAMES = {"16:9": (1280, 720), "9:16": (720, 1280), "1:1": (720, 720)}
 OFFER_WAIT = 86_400.0  # how long a story waits for the user to decide about a failed shot
+OFFER_RECHECK = 60.0  # a story or shot waiting on the user looks again this often (or is woken)
 # Marks of each shot in a story's status signature: made, being made, waiting, failed.
 # A blocked shot waits for the picture of a shot that failed.
 DONE, MAKING, WAITING, FAILED, BLOCKED = "d", "r", "q", "f", "b"
@@ -174,25 +176,38 @@ class Stories:
         return states
 
     async def ready_to_submit(self, shot: Job) -> float | None:
-        """Whether a shot may go to its provider now; else seconds to wait. A story sends a few
-        shots at a time, and a shot that continues another waits for that one's last frame."""
+        """Whether a shot may go to its provider now; else seconds to wait (0: it ended here).
+        A story sends a few shots at a time, and a shot that continues another waits for that
+        one's last frame."""
         story = await self.jobs.get(shot.parent_id or 0)
         if story is None or not story.active:
-            return None  # the poller finds it canceled with its story
-        siblings = await self.jobs.shots(story.id)
-        busy = [s for s in siblings if s.id != shot.id and s.state in (S.SUBMITTING, S.RUNNING)]
-        if len(busy) >= PARALLEL:
+            await self.endings.fail(shot, S.CANCELED, "canceled")  # its story ended
+            return 0
+        if shot.params.get("chain") and not (shot.input_path and Path(shot.input_path).is_file()):
+            wait = await self._chain(story, shot)
+            if wait is not None:
+                return wait
+        # One statement checks and takes the turn, so shots claimed together cannot all go.
+        if not await self.jobs.take_turn(shot.id, story.id, PARALLEL):
             return self.poll_interval
-        if not shot.params.get("chain") or (shot.input_path and Path(shot.input_path).is_file()):
-            return None
+        return None
+
+    async def _chain(self, story: Job, shot: Job) -> float | None:
+        """Give a continuing shot the last frame of the kept shot before it; seconds to wait
+        while that shot is not made yet; None when the shot can go."""
         spec = story_of(story)
         earlier = [i for i in spec.kept if shot.step is not None and i < shot.step]
         if not earlier:
-            return None  # nothing to continue from (the shots before were left out)
+            # The shots before it were left out: it is filmed from its words instead.
+            params = {k: v for k, v in shot.params.items() if k != "chain"}
+            model = str(story.params.get("shot_model") or shot.model)
+            await self.jobs.update(shot.id, kind=JobKind.TEXT, model=model, params=params)
+            return None
+        siblings = await self.jobs.shots(story.id)
         source = next((s for s in reversed(siblings) if s.step == earlier[-1]), None)
         if source is None or source.state != S.DELIVERED or not source.output_path:
             # Made later, or tried again after a failure: its hand-over wakes this shot.
-            return OFFER_WAIT / 24 if source is None or not source.active else self.poll_interval
+            return self.poll_interval if source is not None and source.active else OFFER_RECHECK
         folder = self.endings.job_folder(story)
         folder.mkdir(parents=True, exist_ok=True)
         frame = folder / f"frame-{source.step}-{source.id}.jpg"
@@ -226,83 +241,77 @@ class Stories:
     async def _after_failure(
         self, story: Job, spec: StorySpec, failed: list[ShotState]
     ) -> float | None:
-        """A shot failed for good: try the next model once, else ask the user."""
-        retried = False
+        """Shots failed for good: each tries the next model once, else the user is asked."""
+        fell_back = {int(k) for k in story.params.get("fell_back", [])}
+        again: list[tuple[Job, Reservation | None]] = []
         for state in failed:
-            if state.job is not None and await self._fall_back(story, state.job):
-                retried = True
-        if retried:
-            return 0
+            attempt = _next_attempt(state.job, fell_back)
+            if attempt is not None and attempt.step is not None:
+                fell_back.add(attempt.step)
+                # The price stays what the user agreed to: the failed attempt's hold (refunded
+                # when it failed) is held again for the next one.
+                again.append((attempt, self.credits.reservation(attempt)))
+        if again:
+            # Recorded with the new attempts, in one transaction: once per shot, whatever stops.
+            params = {**story.params, "fell_back": sorted(fell_back)}
+            try:
+                added = await self.jobs.add_shots(story.id, again, params=params)
+            except QuotaExceeded:
+                added = False
+            if added:
+                for attempt, _ in again:
+                    log.info(
+                        "story %s: shot %s falls back to %s", story.id, attempt.step, attempt.model
+                    )
+                    title = get_model(attempt.model).title
+                    number = (attempt.step or 0) + 1
+                    body = text(story.language, "shot_fallback", number=number, new=title)
+                    with contextlib.suppress(MessengerError):
+                        await self.endings.messenger.send_text(story.chat_id, body)
+                return 0
         offered_at = float(story.params.get("offered_at") or 0)
-        offered = str(story.params.get("offered") or "")
-        signature = ",".join(str(s.job.id if s.job else s.index) for s in failed)
-        if offered == signature:
+        # Names this offer (its failed attempts) on its buttons, short enough for callback data.
+        attempts = ",".join(str(s.job.id if s.job else f"s{s.index}") for s in failed)
+        token = hashlib.sha256(attempts.encode()).hexdigest()[:12]
+        if story.params.get("offered") == token:
             if self.clock() - offered_at > OFFER_WAIT:
                 await self.endings.fail(story, S.FAILED, "story_abandoned")
                 return None
-            return OFFER_WAIT / 24  # the user's answer wakes the story
+            return OFFER_RECHECK  # the user's answer wakes the story sooner
         params = {
             **story.params,
-            "offered": signature,
+            "offered": token,
             "offered_at": self.clock(),
             "offered_steps": [s.index for s in failed],
         }
         await self.jobs.update(story.id, params=params)
-        body, keyboard = messages.shot_failed(story, [s.index for s in failed], len(spec.kept))
+        steps = [s.index for s in failed]
+        body, keyboard = messages.shot_failed(story, steps, len(spec.kept), token)
         with contextlib.suppress(MessengerError):
             await self.endings.messenger.send_text(story.chat_id, body, keyboard)
-        return OFFER_WAIT / 24
-
-    async def _fall_back(self, story: Job, failed: Job) -> bool:
-        """Make a failed shot again on the next model of its kind, once per shot."""
-        if failed.state not in (S.FAILED, S.TIMED_OUT, S.STALLED):
-            return False  # canceled, or unknown (the provider may still bill for it)
-        fell_back = {int(k) for k in story.params.get("fell_back", [])}
-        if failed.step is None or failed.step in fell_back:
-            return False
-        following = fallback_after(get_model(failed.model), None)
-        if following is None:
-            return False
-        params = dict(failed.params)
-        if failed.duration not in following.durations:
-            params["duration"] = min(following.durations, key=lambda d: abs(d - failed.duration))
-        if following.aspects and failed.aspect not in following.aspects:
-            params["aspect"] = following.aspects[0]
-        again = _fresh(failed, model=following.key, params=params)
-        await self.jobs.update(
-            story.id, params={**story.params, "fell_back": sorted(fell_back | {failed.step})}
-        )
-        # The price stays what the user agreed to: the same hold as the shot that failed
-        # (refunded when it failed).
-        try:
-            added = await self.jobs.add_shots(story.id, [(again, self.credits.reservation(again))])
-        except QuotaExceeded:
-            return False
-        log.info("story %s: shot %s falls back to %s", story.id, failed.step, following.key)
-        body = text(story.language, "shot_fallback", number=failed.step + 1, new=following.title)
-        with contextlib.suppress(MessengerError):
-            await self.endings.messenger.send_text(story.chat_id, body)
-        return added
+        return OFFER_RECHECK
 
     # --- a shot ends -------------------------------------------------------------------------
 
-    async def hand_over(self, shot: Job) -> None:
+    async def hand_over(self, shot: Job) -> float | None:
         """A made shot: keep its file with the story (its credits are settled with the story)
-        and wake the story."""
+        and wake the story. Safe to repeat after a stop at any point."""
         assert shot.parent_id is not None
-        source = Path(shot.output_path or "")
         story = await self.jobs.get(shot.parent_id)
         if story is None or not story.active:
             # The story ended while this shot was being made (its credits went with it).
             await self.endings.fail(shot, S.FAILED, "canceled")
-            return
-        if not source.is_file():
-            await self.endings.fail(shot, S.FAILED, "failed_download")
-            return
+            return None
+        source = Path(shot.output_path or "")
         folder = self.endings.job_folder(story)
-        folder.mkdir(parents=True, exist_ok=True)
         kept = folder / f"shot-{shot.step}-{shot.id}.mp4"
-        await asyncio.to_thread(shutil.move, source, kept)
+        if source.is_file() and source != kept:
+            folder.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(shutil.move, source, kept)
+        elif not kept.is_file():
+            # Neither here nor moved: fetch it again.
+            await self.jobs.transition(shot.id, S.DELIVERING, S.DOWNLOADING)
+            return 0
         moved = await self.jobs.transition(
             shot.id, S.DELIVERING, S.DELIVERED, output_path=str(kept), finished_at=self.clock()
         )
@@ -313,6 +322,7 @@ class Stories:
             if waiting.state == S.QUEUED and waiting.params.get("chain"):
                 await self.jobs.wake(waiting.id)  # it may continue from this shot now
         await self.jobs.wake(story.id)
+        return None
 
     # --- stitching ----------------------------------------------------------------------------
 
@@ -372,6 +382,24 @@ class Stories:
         fresh = await self.jobs.get(job.id)
         assert fresh is not None
         return fresh
+
+
+def _next_attempt(failed: Job | None, fell_back: set[int]) -> Job | None:
+    """A failed shot made again on the next model of its kind, if it has not been yet."""
+    # Not after a stall (the provider may still be rendering it) or an unknown submit.
+    if failed is None or failed.state not in (S.FAILED, S.TIMED_OUT):
+        return None
+    if failed.step is None or failed.step in fell_back:
+        return None
+    following = fallback_after(get_model(failed.model), None)
+    if following is None:
+        return None
+    params = dict(failed.params)
+    if failed.duration not in following.durations:
+        params["duration"] = min(following.durations, key=lambda d: abs(d - failed.duration))
+    if following.aspects and failed.aspect not in following.aspects:
+        params["aspect"] = following.aspects[0]
+    return _fresh(failed, model=following.key, params=params)
 
 
 def _fresh(job: Job, **changes: object) -> Job:

@@ -135,8 +135,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             AND state NOT IN ('failed', 'canceled', 'timed_out', 'stalled', 'unknown')
             """,
             "CREATE INDEX jobs_parent ON jobs (parent_id) WHERE parent_id IS NOT NULL",
-            # Photos and clips of a Telegram album, kept while the album is still arriving (it
-            # has no "last item" mark) and until a story is made of them.
+            # Photos and clips of a Telegram album, kept from the moment each arrives (an album
+            # has no "last item" mark, and fetching an item may take longer than the quiet
+            # that ends the album) until a story is made of them.
             """
             CREATE TABLE album_items (
                 chat_id INTEGER NOT NULL,
@@ -146,14 +147,14 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 kind TEXT NOT NULL CHECK (kind IN ('photo', 'clip')),
                 file_id TEXT NOT NULL,
                 file_unique_id TEXT,
-                path TEXT NOT NULL,
+                path TEXT,                         -- set once fetched and checked
                 caption TEXT NOT NULL DEFAULT '',
                 width INTEGER,
                 height INTEGER,
                 duration REAL,
                 language TEXT NOT NULL DEFAULT 'en',
                 job_id INTEGER REFERENCES jobs (id),
-                created_at REAL NOT NULL,
+                created_at REAL NOT NULL,          -- when it arrived: quiet counts from here
                 PRIMARY KEY (chat_id, message_id)
             )
             """,

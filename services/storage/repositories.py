@@ -326,8 +326,8 @@ class JobRepository:
             f"SELECT input_path FROM jobs WHERE state IN ({marks}) "  # noqa: S608
             "AND input_path IS NOT NULL "
             # An album's photos and clips, while it is collected and while its story may run.
-            "UNION SELECT path AS input_path FROM album_items WHERE job_id IS NULL "
-            f"OR job_id IN (SELECT id FROM jobs WHERE state IN ({marks}))",
+            "UNION SELECT path AS input_path FROM album_items WHERE path IS NOT NULL "
+            f"AND (job_id IS NULL OR job_id IN (SELECT id FROM jobs WHERE state IN ({marks})))",
             [*states, *states],
         )
         return {r["input_path"] for r in rows}
@@ -357,23 +357,34 @@ class JobRepository:
         dst: JobState | None = None,
         **fields: Any,
     ) -> bool:
-        """Insert a story's shot jobs with their credit holds, in one transaction; with ``src``
-        and ``dst`` the story itself moves too (False, and nothing written, if it was not in
-        ``src``). A shot that already has a live job is not added twice."""
+        """Insert a story's shot jobs with their credit holds and set ``fields`` on the story,
+        in one transaction: with ``src`` and ``dst`` the story moves too, else it must still be
+        active (False, and nothing written, otherwise). A shot that already has a live job is
+        not added twice."""
         now = self.clock()
+        if "params" in fields:
+            await self._check_params(parent_id, fields["params"])
+        fields["updated_at"] = now
+        assignments, values = _assignments(fields)
         async with self.db.transaction() as tx:
             if src is not None and dst is not None:
                 if not can_move(src, dst):
                     raise ValueError(f"illegal transition {src} -> {dst}")
-                fields["updated_at"] = now
-                assignments, values = _assignments(fields)
                 moved = await tx.execute(
                     f"UPDATE jobs SET state = ?, {assignments} "  # noqa: S608
                     "WHERE id = ? AND state = ?",
                     [dst.value, *values, parent_id, src.value],
                 )
-                if moved != 1:
-                    return False
+            else:
+                # Shots are only ever added to a story that is still going.
+                marks = ", ".join("?" for _ in _ACTIVE)
+                moved = await tx.execute(
+                    f"UPDATE jobs SET {assignments} "  # noqa: S608
+                    f"WHERE id = ? AND state IN ({marks})",
+                    [*values, parent_id, *(s.value for s in _ACTIVE)],
+                )
+            if moved != 1:
+                return False
             for shot, reserve in shots:
                 checked_params(shot.kind, shot.params)
                 row = {
@@ -397,6 +408,17 @@ class JobRepository:
                 if shot_id and reserve is not None and reserve.amount:
                     await _hold(tx, shot_id, reserve, now)
         return True
+
+    async def take_turn(self, shot_id: int, parent_id: int, limit: int) -> bool:
+        """Let a story's shot go to its provider if fewer than ``limit`` of its siblings are
+        there or on their way (one statement: shots claimed together cannot all pass)."""
+        taken = await self.db.execute(
+            "UPDATE jobs SET provider_status = 'turn' WHERE id = ? AND (provider_status = 'turn' "
+            "OR (SELECT COUNT(*) FROM jobs WHERE parent_id = ? AND id != ? AND (state IN "
+            "('submitting', 'running') OR (state = 'queued' AND provider_status = 'turn'))) < ?)",
+            (shot_id, parent_id, shot_id, limit),
+        )
+        return taken == 1
 
     async def wake(self, job_id: int) -> None:
         """Make a job due now (a story, when one of its shots has ended)."""
@@ -568,7 +590,7 @@ class AlertRepository:
 
 @dataclass(frozen=True)
 class AlbumItem:
-    """A photo or clip of a Telegram album, fetched and waiting for the rest of the album."""
+    """A photo or clip of a Telegram album, kept from its arrival; ``path`` once fetched."""
 
     chat_id: int
     message_id: int
@@ -577,7 +599,7 @@ class AlbumItem:
     kind: str  # "photo" or "clip"
     file_id: str
     file_unique_id: str | None
-    path: str
+    path: str | None = None
     caption: str = ""
     width: int | None = None
     height: int | None = None
@@ -597,37 +619,69 @@ class AlbumRepository:
         self.db = db
         self.clock = clock
 
-    async def add(self, item: AlbumItem) -> bool:
-        """Keep an item (once per message, however often Telegram delivers it); True if new."""
+    async def arrive(self, item: AlbumItem) -> bool:
+        """Note an item as it arrives, before it is fetched; False if it was kept already
+        (a redelivered message). An item noted but never fetched (the bot stopped meanwhile)
+        may be fetched again."""
         row = {name: getattr(item, name) for name in _ALBUM_COLUMNS}
-        row.update(job_id=None, created_at=self.clock())
+        row.update(path=None, job_id=None, created_at=self.clock())
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        return bool(
-            await self.db.execute(
-                f"INSERT INTO album_items ({names}) VALUES ({marks}) "  # noqa: S608
-                "ON CONFLICT DO NOTHING",
-                list(row.values()),
-            )
+        added = await self.db.execute(
+            f"INSERT INTO album_items ({names}) VALUES ({marks}) "  # noqa: S608
+            "ON CONFLICT DO NOTHING",
+            list(row.values()),
+        )
+        if added:
+            return True
+        kept = await self.db.fetchone(
+            "SELECT path FROM album_items WHERE chat_id = ? AND message_id = ?",
+            (item.chat_id, item.message_id),
+        )
+        return kept is not None and kept["path"] is None
+
+    async def fetched(
+        self,
+        chat_id: int,
+        message_id: int,
+        path: str,
+        size: tuple[int | None, int | None],
+        seconds: float | None,
+    ) -> None:
+        """The item is on our disk and checked."""
+        await self.db.execute(
+            "UPDATE album_items SET path = ?, width = ?, height = ?, duration = ? "
+            "WHERE chat_id = ? AND message_id = ?",
+            (path, size[0], size[1], seconds, chat_id, message_id),
+        )
+
+    async def drop(self, chat_id: int, message_id: int) -> None:
+        """Leave an item out (it could not be fetched, or its album was refused)."""
+        await self.db.execute(
+            "DELETE FROM album_items WHERE chat_id = ? AND message_id = ? AND job_id IS NULL",
+            (chat_id, message_id),
         )
 
     async def has(self, chat_id: int, message_id: int) -> bool:
-        """Whether that message is an album item already kept."""
+        """Whether that message is an album item kept already."""
         row = await self.db.fetchone(
             "SELECT 1 FROM album_items WHERE chat_id = ? AND message_id = ?",
             (chat_id, message_id),
         )
         return row is not None
 
-    async def settled(self, quiet_since: float) -> list[list[AlbumItem]]:
-        """Albums nobody has taken whose last item came before ``quiet_since``, each in the
-        order the user sent it."""
+    async def settled(self, quiet_since: float, stale_before: float) -> list[list[AlbumItem]]:
+        """Albums nobody has taken whose last item arrived before ``quiet_since`` and none of
+        whose items is still being fetched (a fetch begun before ``stale_before`` died with
+        the process that began it), each with its fetched items in the order sent."""
         rows = await self.db.fetchall(
-            "SELECT * FROM album_items WHERE job_id IS NULL AND (chat_id, media_group_id) IN ("
+            "SELECT * FROM album_items a WHERE job_id IS NULL AND path IS NOT NULL "
+            "AND (chat_id, media_group_id) IN ("
             "SELECT chat_id, media_group_id FROM album_items WHERE job_id IS NULL "
-            "GROUP BY chat_id, media_group_id HAVING MAX(created_at) <= ?) "
+            "GROUP BY chat_id, media_group_id HAVING MAX(created_at) <= ? "
+            "AND SUM(CASE WHEN path IS NULL AND created_at >= ? THEN 1 ELSE 0 END) = 0) "
             "ORDER BY chat_id, media_group_id, message_id",
-            (quiet_since,),
+            (quiet_since, stale_before),
         )
         albums: dict[tuple[int, str], list[AlbumItem]] = {}
         for r in rows:
