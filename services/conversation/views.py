@@ -14,6 +14,7 @@ from services.model.specs import story_of
 from services.production import messages
 from services.providers.catalogue import (
     MOTION_PRESETS,
+    Model,
     get_model,
     models_for,
 )
@@ -23,12 +24,17 @@ from services.texts import text
 ASPECT_CYCLE = ("16:9", "9:16", "1:1")
 
 
+def maker(job: Job) -> Model:
+    """The model that makes the job; for a story, the one that makes its shots (the joining
+    is the studio's own)."""
+    if job.kind == JobKind.STORY:
+        return get_model(str(job.params.get("shot_model") or job.model))
+    return get_model(job.model)
+
+
 def card(job: Job, available: int) -> tuple[str, Keyboard]:
     """The confirm card: what will happen and what it costs, with its buttons."""
-    model = get_model(job.model)
-    if job.kind == JobKind.STORY:
-        # The story is joined here; the card names the model that makes its shots.
-        model = get_model(str(job.params.get("shot_model") or job.model))
+    model = maker(job)
     lang = job.language
     body = text(
         lang,
@@ -180,7 +186,7 @@ def ask_motion(job: Job) -> tuple[str, Keyboard]:
 def job_line(job: Job, now: float) -> str:
     """One line of /status: what, with which model, where it is."""
     lang = job.language
-    model = html.escape(get_model(job.model).title)
+    model = html.escape(maker(job).title)
     started = job.submitted_at or job.updated_at
     if job.state == JobState.DRAFT:
         where = text(lang, "state_draft")
