@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from services.storage.db import Database
+from services.storage.db import SqliteDatabase
 from tests.fakes.muapi import FakeMuapi
 from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
@@ -203,7 +203,7 @@ async def seed_running_jobs(
 ) -> None:
     """One job per user, already running on the fake muapi as ``scenario`` says, due at
     ``due_at``, each with a status message in the fake Telegram; the schema is the bot's own."""
-    database = Database(db_path)
+    database = SqliteDatabase(db_path)
     await database.open()  # the bot's own migrations make the schema
     await database.close()
     now = time.time()

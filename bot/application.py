@@ -29,7 +29,7 @@ from services.providers.base import Provider, ProviderSet
 from services.providers.fal import FalProvider
 from services.providers.local import LocalStudio
 from services.providers.muapi import MuapiProvider
-from services.storage.db import Database
+from services.storage.db import open_database
 from services.storage.repositories import (
     AlbumRepository,
     AlertRepository,
@@ -78,7 +78,7 @@ def _remote_provider(settings: Settings, http: httpx.AsyncClient) -> Provider | 
 async def open_services(app: App, settings: Settings, clock: Clock = time.time) -> Services:
     """Open the database and HTTP client and wire every service."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database_path)
+    db = open_database(settings.database_url)
     await db.open()
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=True)
     providers = make_providers(settings, http)
@@ -201,7 +201,7 @@ def build_application(settings: Settings, clock: Clock = time.time) -> App:
         log.info(
             "ready: provider=%s database=%s data=%s",
             services.providers.main.name,
-            settings.database_path,
+            settings.database_label,
             settings.data_dir,
         )
 

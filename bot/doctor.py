@@ -15,7 +15,7 @@ from services.errors import MediaError
 from services.media import ffmpeg as media
 from services.media.selftest import run_self_test
 from services.providers.http import is_out_of_credit
-from services.storage.db import Database
+from services.storage.db import open_database
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ async def _ffmpeg() -> Check:
 
 
 async def _database(settings: Settings) -> Check:
-    db = Database(settings.database_path)
+    db = open_database(settings.database_url)
     try:
         await db.open()
         version = await db.schema_version()
@@ -73,11 +73,14 @@ async def _database(settings: Settings) -> Check:
         return Check(
             "database",
             False,
-            f"{settings.database_path}: {exc}. Check DATABASE_URL and the folder's permissions.",
+            f"{settings.database_label}: {exc}. Check DATABASE_URL "
+            "(the folder's permissions, or the server, user and password).",
         )
     finally:
         await db.close()
-    return Check("database", True, f"{settings.database_path}, schema version {version}, writable")
+    kind = "PostgreSQL" if db.dialect == "postgres" else "SQLite"
+    label = settings.database_label
+    return Check("database", True, f"{kind} {label}, schema version {version}, writable")
 
 
 def _data_dir(settings: Settings) -> Check:

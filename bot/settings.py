@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -112,8 +113,8 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_db(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
-            raise ValueError("only sqlite:///path is supported by this version")
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("use sqlite:///path or postgresql://user:password@host:port/database")
         return value
 
     @field_validator(
@@ -152,6 +153,13 @@ class Settings(BaseSettings):
     def database_path(self) -> Path:
         """The SQLite file named by DATABASE_URL (``sqlite:///rel`` or ``sqlite:////abs``)."""
         return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def database_label(self) -> str:
+        """DATABASE_URL fit for logs and messages: a PostgreSQL password never shows."""
+        if self.database_url.startswith("sqlite:///"):
+            return str(self.database_path)
+        return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", self.database_url)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 
 from bot.application import App, build_application
@@ -17,6 +22,10 @@ from bot.settings import Settings
 from services.model.jobs import Job, JobState
 from tests.fakes.telegram import FakeTelegram
 from tests.media_factory import make_photo
+
+# A PostgreSQL server the tests may create databases on (CI starts one); without it, the
+# PostgreSQL variants of tests are skipped on a developer's machine, and fail in CI.
+POSTGRES = os.environ.get("TEST_POSTGRES_URL", "")
 
 # Shaped like a real BotFather token so that redaction is exercised for real.
 TOKEN = "7000000001:AAHk3vTestTokenForTheFakeServer0123456"
@@ -132,3 +141,49 @@ async def reply_to(tg: FakeTelegram, message: dict[str, Any], timeout: float = 3
 
     result: int = await tg.wait_for(found, timeout=timeout)
     return result
+
+
+@asynccontextmanager
+async def fresh_postgres() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database on the ``TEST_POSTGRES_URL`` server; dropped after."""
+    if not POSTGRES:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL tests: set TEST_POSTGRES_URL")
+        pytest.skip("no PostgreSQL server: set TEST_POSTGRES_URL to run these")
+    name = f"studio_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield urlunsplit(urlsplit(POSTGRES)._replace(path=f"/{name}"))
+    finally:
+        admin = await asyncpg.connect(POSTGRES)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """The URL of a fresh PostgreSQL database (see ``fresh_postgres``)."""
+    async with fresh_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """An open, migrated database of each kind the bot runs on."""
+    from services.storage.db import open_database
+
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'bot.db'}"
+        else:
+            url = await stack.enter_async_context(fresh_postgres())
+        db = open_database(url)
+        await db.open()
+        stack.push_async_callback(db.close)
+        yield db

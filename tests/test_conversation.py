@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from services.model.jobs import Job, JobKind, JobState
 from services.production.credits import Credits
-from services.storage.db import Database
+from services.storage.db import SqliteDatabase
 from services.storage.repositories import JobRepository, LedgerRepository
 from services.texts import TEXTS
 from tests.conftest import (
@@ -142,7 +142,7 @@ async def test_credits_are_quoted_spent_and_run_out_with_the_reset_time_first(
 async def test_allowance_resets_at_midnight_in_the_operators_time_zone(tmp_path: Path) -> None:
     zone = ZoneInfo("Europe/Berlin")
     now = [datetime(2026, 3, 28, 23, 50, tzinfo=zone).timestamp()]  # the night before DST
-    db = Database(tmp_path / "c.db")
+    db = SqliteDatabase(tmp_path / "c.db")
     await db.open()
     credits = Credits(
         LedgerRepository(db, lambda: now[0]),

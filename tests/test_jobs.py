@@ -21,7 +21,7 @@ from services.model.jobs import (
 )
 from services.model.specs import Shot, SpecError, StorySpec, story_params
 from services.production import messages
-from services.storage.db import Database
+from services.storage.db import Database, SqliteDatabase
 from services.storage.migrations import MIGRATIONS
 from services.storage.repositories import (
     AlbumRepository,
@@ -47,11 +47,8 @@ def test_terminal_states_have_no_way_out_and_the_happy_path_is_allowed() -> None
 
 
 @pytest.fixture
-async def repo(tmp_path: Path) -> AsyncIterator[JobRepository]:
-    db = Database(tmp_path / "jobs.db")
-    await db.open()
-    yield JobRepository(db, lambda: 1000.0)
-    await db.close()
+async def repo(database: Database) -> AsyncIterator[JobRepository]:
+    yield JobRepository(database, lambda: 1000.0)
 
 
 def draft(message_id: int | None = 7) -> Job:
@@ -88,11 +85,11 @@ async def test_one_job_per_source_message(repo: JobRepository) -> None:
 
 
 async def test_schema_is_migrated_once_and_survives_reopening(tmp_path: Path) -> None:
-    db = Database(tmp_path / "m.db")
+    db = SqliteDatabase(tmp_path / "m.db")
     await db.open()
     version = await db.schema_version()
     await db.close()
-    db = Database(tmp_path / "m.db")
+    db = SqliteDatabase(tmp_path / "m.db")
     await db.open()
     assert await db.schema_version() == version >= 1
     row = await db.fetchone("PRAGMA journal_mode")
@@ -125,7 +122,7 @@ async def test_a_database_of_the_previous_version_migrates_with_its_jobs_and_cre
     conn.commit()
     conn.close()
 
-    db = Database(path)
+    db = SqliteDatabase(path)
     await db.open()
     try:
         assert await db.schema_version() == MIGRATIONS[-1][0]
@@ -226,7 +223,7 @@ async def test_housekeeping_forgets_old_update_ids_and_unused_inputs(tmp_path: P
     from services.production.housekeeping import Housekeeping
 
     now = [1_000_000.0]
-    db = Database(tmp_path / "h.db")
+    db = SqliteDatabase(tmp_path / "h.db")
     await db.open()
     updates, jobs = UpdateRepository(db, lambda: now[0]), JobRepository(db, lambda: now[0])
     inbound = tmp_path / "data" / "inbound"
@@ -248,11 +245,8 @@ async def test_housekeeping_forgets_old_update_ids_and_unused_inputs(tmp_path: P
     await db.close()
 
 
-async def test_settling_happens_with_the_transition_and_only_once(tmp_path: Path) -> None:
-    from services.storage.repositories import LedgerRepository
-
-    db = Database(tmp_path / "s.db")
-    await db.open()
+async def test_settling_happens_with_the_transition_and_only_once(database: Database) -> None:
+    db = database
     repo, ledger = JobRepository(db, lambda: 5.0), LedgerRepository(db, lambda: 5.0)
     job, _ = await repo.create(draft(None))
     await ledger.add(job.user_id, job.id, "reserve", 100, "submit")
@@ -266,7 +260,6 @@ async def test_settling_happens_with_the_transition_and_only_once(tmp_path: Path
     free, _ = await repo.create(draft(None))
     assert await repo.transition(free.id, S.DRAFT, S.CANCELED, settle="refund")
     assert await ledger.entries(free.id) == []
-    await db.close()
 
 
 async def test_params_that_do_not_fit_their_kind_are_refused_where_they_enter(

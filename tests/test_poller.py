@@ -25,7 +25,7 @@ from services.providers.base import (
     ProviderStatus,
     Submission,
 )
-from services.storage.db import Database
+from services.storage.db import SqliteDatabase
 from services.storage.repositories import (
     JobRepository,
     LedgerRepository,
@@ -97,7 +97,7 @@ def completed(n: int) -> ProviderStatus:
 @dataclass
 class World:
     tg: FakeTelegram
-    db: Database
+    db: SqliteDatabase
     jobs: JobRepository
     ledger: LedgerRepository
     credits: Credits
@@ -163,7 +163,7 @@ class World:
 async def world(tg: FakeTelegram, tmp_path: Path) -> AsyncIterator[World]:
     tg.add_chat(USER)
     clock = FakeClock()
-    db = Database(tmp_path / "bot.db")
+    db = SqliteDatabase(tmp_path / "bot.db")
     await db.open()
     ledger = LedgerRepository(db, clock)
     credits = Credits(ledger, clock, daily=500, zone=ZoneInfo("UTC"), admins=frozenset())

@@ -1,13 +1,18 @@
-"""SQLite over aiosqlite: one connection, WAL, versioned migrations."""
+"""The database: SQLite over aiosqlite (the embedded default) or PostgreSQL over asyncpg.
+
+Both speak the same SQL, written once in the repositories with ``?`` placeholders, and run the
+same migrations. ``open_database`` picks the backend from ``DATABASE_URL``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 
@@ -15,11 +20,114 @@ from services.storage.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
-Row = aiosqlite.Row
-Params = Sequence[Any] | dict[str, Any]
+Row = Any  # aiosqlite.Row or asyncpg.Record: both read by name (``row["id"]``) and ``dict(row)``
+Params = Sequence[Any]
+Dialect = Literal["sqlite", "postgres"]
 
 
-class Database:
+# What ``Transaction.lock`` holds.
+LOCK_CREDITS = 1  # a user's credits, while a hold is checked and written
+LOCK_TURNS = 2  # a story's shots, while one takes its turn at the provider
+
+
+class Transaction(ABC):
+    """Statements inside an open transaction."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abstractmethod
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Run one INSERT into a table with an ``id``; the new id, or 0 on a conflict."""
+
+    @abstractmethod
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        """First row of a query, or None."""
+
+    @abstractmethod
+    async def lock(self, scope: int, key: int) -> None:
+        """Hold ``key`` of ``scope`` (a user's credits, a story's turns) until the transaction
+        ends, against every other process."""
+
+
+class Database(ABC):
+    """What the repositories need of a database, whichever it is."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Disconnect."""
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abstractmethod
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Run one INSERT into a table with an ``id``; the new id, or 0 on a conflict."""
+
+    @abstractmethod
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        """First row of a query, or None."""
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        """All rows of a query."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+
+    async def executemany(self, sql: str, params: Iterable[Params]) -> None:
+        """One statement for many parameter sets, in one transaction."""
+        async with self.transaction() as tx:
+            for p in params:
+                await tx.execute(sql, p)
+
+    async def schema_version(self) -> int:
+        """The highest migration applied."""
+        row = await self.fetchone("SELECT MAX(version) AS v FROM schema_version")
+        return int(row["v"] or 0) if row else 0
+
+    async def _migrate(self, translate: Callable[[str], str] = str) -> None:
+        """Apply the migrations not applied yet, each in its own transaction."""
+        async with self.transaction() as tx:
+            await tx.execute(
+                translate(
+                    "CREATE TABLE IF NOT EXISTS schema_version "
+                    "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL "
+                    "DEFAULT CURRENT_TIMESTAMP)"
+                )
+            )
+        current = await self.schema_version()
+        for version, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            async with self.transaction() as tx:
+                for statement in statements:
+                    await tx.execute(translate(statement))
+                await tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            log.info("database migrated to version %d", version)
+
+
+def open_database(url: str) -> Database:
+    """The database ``DATABASE_URL`` names (not yet opened)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from services.storage.postgres import PostgresDatabase
+
+        return PostgresDatabase(url)
+    return SqliteDatabase(Path(url.removeprefix("sqlite:///")))
+
+
+class SqliteDatabase(Database):
     """A single aiosqlite connection shared by the process.
 
     Every statement runs under one asyncio lock: the connection is shared by concurrent
@@ -27,6 +135,8 @@ class Database:
     transaction. Cross-process safety comes from SQLite itself (WAL + busy timeout) and from
     compare-and-set updates in the repositories.
     """
+
+    dialect: Dialect = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -57,26 +167,6 @@ class Database:
         if self._conn is None:
             raise RuntimeError("database is not open")
         return self._conn
-
-    async def schema_version(self) -> int:
-        """The highest migration applied."""
-        row = await self.fetchone("SELECT MAX(version) AS v FROM schema_version")
-        return int(row["v"] or 0) if row else 0
-
-    async def _migrate(self) -> None:
-        await self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version "
-            "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
-        )
-        current = await self.schema_version()
-        for version, statements in MIGRATIONS:
-            if version <= current:
-                continue
-            async with self.transaction() as tx:
-                for statement in statements:
-                    await tx.execute(statement)
-                await tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-            log.info("database migrated to version %d", version)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; return the number of rows it changed."""
@@ -110,27 +200,26 @@ class Database:
             await cursor.close()
             return list(rows)
 
-    async def executemany(self, sql: str, params: Iterable[Params]) -> None:
-        """One statement for many parameter sets, in one transaction."""
-        async with self.transaction() as tx:
-            for p in params:
-                await tx.execute(sql, p)
-
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back if the block raises."""
         async with self._lock:
             await self.conn.execute("BEGIN IMMEDIATE")
             try:
-                yield Transaction(self.conn)
+                yield SqliteTransaction(self.conn)
             except BaseException:
                 await self.conn.execute("ROLLBACK")
                 raise
             await self.conn.execute("COMMIT")
 
 
-class Transaction:
+class SqliteTransaction(Transaction):
     """Statements inside an open transaction (the lock is already held)."""
+
+    dialect: Dialect = "sqlite"
+
+    async def lock(self, scope: int, key: int) -> None:
+        """Nothing to do: a write transaction (BEGIN IMMEDIATE) locks the whole database."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn

@@ -10,9 +10,12 @@ from typing import Any
 from services.errors import QuotaExceeded
 from services.model.jobs import JOB_COLUMNS, JSON_COLUMNS, Job, JobKind, JobState, can_move
 from services.model.specs import checked_params
-from services.storage.db import Database, Transaction
+from services.storage.db import LOCK_CREDITS, LOCK_TURNS, Database, Transaction
 
 Clock = Callable[[], float]
+# Workers claiming due jobs at once each take other rows, and none waits on another's lock
+# (PostgreSQL; SQLite has one writer at a time anyway).
+_SKIP_LOCKED = {"sqlite": "", "postgres": " FOR UPDATE SKIP LOCKED"}
 
 
 def _encode(column: str, value: Any) -> Any:
@@ -80,8 +83,9 @@ class UserRepository:
         await self.db.execute(
             "INSERT INTO users (id, chat_id, first_name, username, language, created_at, "
             "last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-            "chat_id = COALESCE(excluded.chat_id, chat_id), first_name = excluded.first_name, "
-            "username = excluded.username, last_seen_at = excluded.last_seen_at",
+            "chat_id = COALESCE(excluded.chat_id, users.chat_id), "
+            "first_name = excluded.first_name, username = excluded.username, "
+            "last_seen_at = excluded.last_seen_at",
             (user_id, chat_id, first_name, username, lang, now, now),
         )
 
@@ -131,7 +135,8 @@ class UpdateRepository:
     async def mark(self, update_id: int) -> None:
         """Record the update as handled."""
         await self.db.execute(
-            "INSERT OR IGNORE INTO processed_updates (update_id, processed_at) VALUES (?, ?)",
+            "INSERT INTO processed_updates (update_id, processed_at) VALUES (?, ?) "
+            "ON CONFLICT DO NOTHING",
             (update_id, self.clock()),
         )
 
@@ -244,7 +249,8 @@ class JobRepository:
                 # are kept with the story's film, or refunded when there is none).
                 await tx.execute(
                     "INSERT INTO ledger (user_id, job_id, entry, amount, reason, created_at) "
-                    "SELECT r.user_id, r.job_id, ?, r.amount, ?, ? FROM ledger r "
+                    "SELECT r.user_id, r.job_id, CAST(? AS TEXT), r.amount, CAST(? AS TEXT), "
+                    "CAST(? AS DOUBLE PRECISION) FROM ledger r "
                     "WHERE r.entry = 'reserve' AND (r.job_id = ? OR r.job_id IN "
                     "(SELECT id FROM jobs WHERE parent_id = ?)) AND NOT EXISTS "
                     "(SELECT 1 FROM ledger s WHERE s.job_id = r.job_id "
@@ -284,8 +290,8 @@ class JobRepository:
             f"SELECT id FROM jobs WHERE state IN ({marks}) "
             "AND (next_poll_at IS NULL OR next_poll_at <= ?) "
             "AND (lease_until IS NULL OR lease_until < ?) "
-            "ORDER BY next_poll_at LIMIT ?) AND (lease_until IS NULL OR lease_until < ?) "
-            "RETURNING *",
+            f"ORDER BY next_poll_at LIMIT ?{_SKIP_LOCKED[self.db.dialect]}) "
+            "AND (lease_until IS NULL OR lease_until < ?) RETURNING *",
             [owner, now + lease_seconds, *wanted, now, now, limit, now],
         )
         claimed = [Job.from_row(row) for row in rows]
@@ -411,13 +417,17 @@ class JobRepository:
 
     async def take_turn(self, shot_id: int, parent_id: int, limit: int) -> bool:
         """Let a story's shot go to its provider if fewer than ``limit`` of its siblings are
-        there or on their way (one statement: shots claimed together cannot all pass)."""
-        taken = await self.db.execute(
-            "UPDATE jobs SET provider_status = 'turn' WHERE id = ? AND (provider_status = 'turn' "
-            "OR (SELECT COUNT(*) FROM jobs WHERE parent_id = ? AND id != ? AND (state IN "
-            "('submitting', 'running') OR (state = 'queued' AND provider_status = 'turn'))) < ?)",
-            (shot_id, parent_id, shot_id, limit),
-        )
+        there or on their way (one at a time per story: shots claimed together cannot all
+        pass, in one process or several)."""
+        async with self.db.transaction() as tx:
+            await tx.lock(LOCK_TURNS, parent_id)
+            taken = await tx.execute(
+                "UPDATE jobs SET provider_status = 'turn' WHERE id = ? AND (provider_status = "
+                "'turn' OR (SELECT COUNT(*) FROM jobs WHERE parent_id = ? AND id != ? AND (state "
+                "IN ('submitting', 'running') OR (state = 'queued' AND provider_status = 'turn')))"
+                " < ?)",
+                (shot_id, parent_id, shot_id, limit),
+            )
         return taken == 1
 
     async def wake(self, job_id: int) -> None:
@@ -446,14 +456,15 @@ _ACTIVE = frozenset(
 async def _hold(tx: Transaction, job_id: int, reserve: Reservation, now: float) -> None:
     """Write the job's reservation inside ``tx``; raising rolls the whole transaction back."""
     if reserve.limit is not None:
+        await tx.lock(LOCK_CREDITS, reserve.user_id)
         row = await tx.fetchone(_SPENT_SINCE, (reserve.user_id, reserve.user_id, reserve.since))
         spent = int(row["n"]) if row else 0
         if spent + reserve.amount > reserve.limit:
             available = max(0, reserve.limit - spent)
             raise QuotaExceeded(reserve.amount, available, reserve.resets_at)
     await tx.execute(
-        "INSERT OR IGNORE INTO ledger (user_id, job_id, entry, amount, reason, created_at) "
-        "VALUES (?, ?, 'reserve', ?, 'submit', ?)",
+        "INSERT INTO ledger (user_id, job_id, entry, amount, reason, created_at) "
+        "VALUES (?, ?, 'reserve', ?, 'submit', ?) ON CONFLICT DO NOTHING",
         (reserve.user_id, job_id, reserve.amount, now),
     )
 
@@ -483,9 +494,9 @@ class MediaRepository:
     async def add(self, record: MediaRecord, file_unique_id: str | None = None) -> None:
         """Remember a delivered file."""
         await self.db.execute(
-            "INSERT OR IGNORE INTO media (job_id, chat_id, message_id, kind, file_id, "
+            "INSERT INTO media (job_id, chat_id, message_id, kind, file_id, "
             "file_unique_id, width, height, duration, size, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 record.job_id,
                 record.chat_id,
@@ -542,8 +553,8 @@ class LedgerRepository:
     ) -> bool:
         """Write one entry; False if the job already has an entry of that kind."""
         changed = await self.db.execute(
-            "INSERT OR IGNORE INTO ledger (user_id, job_id, entry, amount, reason, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ledger (user_id, job_id, entry, amount, reason, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (user_id, job_id, entry, amount, reason, self.clock()),
         )
         return changed == 1
