@@ -23,4 +23,6 @@ RUN mkdir -p /data && chown studio:studio /data
 VOLUME ["/data"]
 USER studio
 
+# The webhook, /healthz and /metrics, when TELEGRAM_WEBHOOK_URL or METRICS_LISTEN is set.
+EXPOSE 8080
 CMD ["python", "-m", "bot"]

@@ -1,4 +1,5 @@
-"""``python -m bot``: validate the settings, then run the bot with long polling.
+"""``python -m bot``: validate the settings, then run the bot (long polling, or a webhook when
+``TELEGRAM_WEBHOOK_URL`` is set).
 
 ``python -m bot doctor`` checks the configuration, ffmpeg, the database, Telegram and the
 provider key instead, and exits non-zero when something needs fixing.
@@ -45,13 +46,17 @@ def main() -> None:
         raise SystemExit(asyncio.run(run_doctor(settings)))
     setup_logging(settings.log_level, settings.secrets())
     from bot.application import build_application
+    from bot.serve import ALLOWED_UPDATES, run_webhook
 
     app = build_application(settings)
+    if settings.telegram_webhook_url:
+        logging.getLogger(__name__).info("starting (webhook on %s)", settings.webhook_listen)
+        run_webhook(app, settings)
+        return
     logging.getLogger(__name__).info("starting (long polling)")
+    # Long polling deletes any webhook first, keeping the updates Telegram holds.
     app.run_polling(
-        allowed_updates=["message", "callback_query"],
-        drop_pending_updates=False,
-        poll_interval=POLL_PAUSE,
+        allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False, poll_interval=POLL_PAUSE
     )
 
 

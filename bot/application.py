@@ -6,13 +6,12 @@ import logging
 import os
 import socket
 import time
-from typing import Any
 
 import httpx
-from telegram.ext import Application, ApplicationBuilder, ContextTypes
+from telegram.ext import ApplicationBuilder, ContextTypes
 
 import handlers
-from bot.container import Services
+from bot.container import App, Services
 from bot.ordering import PerPersonOrder
 from bot.settings import Settings
 from handlers.context import StudioContext
@@ -29,7 +28,7 @@ from services.providers.base import Provider, ProviderSet
 from services.providers.fal import FalProvider
 from services.providers.local import LocalStudio
 from services.providers.muapi import MuapiProvider
-from services.storage.db import open_database
+from services.storage.connect import open_database
 from services.storage.repositories import (
     AlbumRepository,
     AlertRepository,
@@ -45,8 +44,6 @@ from services.telegram.messenger import Messenger
 from services.telegram.send_budget import SendBudget
 
 log = logging.getLogger(__name__)
-
-App = Application[Any, Any, Any, Any, Any, Any]
 
 
 def make_providers(settings: Settings, http: httpx.AsyncClient) -> ProviderSet:
@@ -198,6 +195,13 @@ def build_application(settings: Settings, clock: Clock = time.time) -> App:
         app.job_queue.run_repeating(_housekeeping, interval=3600, first=60, name="housekeeping")
         # Albums that were still arriving when the bot last stopped.
         app.job_queue.run_once(_albums, when=0.5, name="albums")
+        if settings.metrics_listen:
+            # /healthz and /metrics for a process without a webhook (or on a port of their own).
+            from bot.web import WebServer
+
+            web = WebServer(app, settings, webhook=False)
+            await web.start(settings.metrics_listen)
+            app.bot_data["metrics_server"] = web
         log.info(
             "ready: provider=%s database=%s data=%s",
             services.providers.main.name,
@@ -209,6 +213,9 @@ def build_application(settings: Settings, clock: Clock = time.time) -> App:
         services: Services | None = app.bot_data.get("services")
         if services is None:
             return
+        web = app.bot_data.pop("metrics_server", None)
+        if web is not None:
+            await web.stop()
         await services.poller.stop()
         await services.studio.storyboard.stop()
         await services.providers.close()

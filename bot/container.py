@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
+from telegram.ext import Application
 
 from bot.settings import Settings
 from services.conversation.account import Account
@@ -15,6 +17,8 @@ from services.providers.base import ProviderSet
 from services.storage.db import Database
 from services.storage.repositories import JobRepository, UpdateRepository
 from services.telegram.flood import FloodGuard
+
+App = Application[Any, Any, Any, Any, Any, Any]
 
 
 @dataclass

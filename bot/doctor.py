@@ -15,7 +15,7 @@ from services.errors import MediaError
 from services.media import ffmpeg as media
 from services.media.selftest import run_self_test
 from services.providers.http import is_out_of_credit
-from services.storage.db import open_database
+from services.storage.connect import open_database
 
 
 @dataclass(frozen=True)

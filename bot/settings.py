@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr
     telegram_api_url: str = "https://api.telegram.org"
     telegram_local_mode: bool = False
+    # Telegram calls this https URL with updates (the bot serves its path on WEBHOOK_LISTEN,
+    # usually behind a TLS proxy); unset, the bot long-polls.
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    webhook_listen: str = "0.0.0.0:8080"
+    metrics_listen: str | None = None
     database_url: str = "sqlite:///data/bot.db"
     data_dir: Path = Path("data")
     video_provider: ProviderName | None = None
@@ -110,6 +116,28 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r} (e.g. UTC, Europe/Berlin)") from exc
         return value
 
+    @field_validator("telegram_webhook_url", "metrics_listen", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _https_webhook(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("Telegram calls webhooks over https only: https://host/path")
+        return value
+
+    @field_validator("webhook_listen", "metrics_listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("use host:port, e.g. 0.0.0.0:8080")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _supported_db(cls, value: str) -> str:
@@ -134,6 +162,15 @@ class Settings(BaseSettings):
             raise ValueError("VIDEO_PROVIDER=muapi needs MUAPI_API_KEY")
         if self.video_provider == "fal" and self.fal_key is None:
             raise ValueError("VIDEO_PROVIDER=fal needs FAL_KEY")
+        if self.telegram_webhook_url is not None:
+            secret = self.telegram_webhook_secret
+            if secret is None or not re.fullmatch(
+                r"[A-Za-z0-9_-]{16,256}", secret.get_secret_value()
+            ):
+                raise ValueError(
+                    "TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET: 16 to 256 letters, "
+                    "digits, _ or - (e.g. from: openssl rand -hex 32)"
+                )
         if bool(self.llm_base_url) != bool(self.llm_model):
             raise ValueError("LLM_BASE_URL and LLM_MODEL go together (LLM_API_KEY if it needs one)")
         return self
@@ -178,7 +215,13 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction."""
-        values = [self.telegram_bot_token, self.muapi_api_key, self.fal_key, self.llm_api_key]
+        values = [
+            self.telegram_bot_token,
+            self.muapi_api_key,
+            self.fal_key,
+            self.llm_api_key,
+            self.telegram_webhook_secret,
+        ]
         return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 
 

@@ -176,7 +176,7 @@ async def pg_url() -> AsyncIterator[str]:
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     """An open, migrated database of each kind the bot runs on."""
-    from services.storage.db import open_database
+    from services.storage.connect import open_database
 
     async with contextlib.AsyncExitStack() as stack:
         if request.param == "sqlite":

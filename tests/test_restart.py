@@ -185,8 +185,8 @@ def _dying(original):
         return result
     return execute
 
-db.Transaction.execute = _dying(db.Transaction.execute)
-db.Database.execute = _dying(db.Database.execute)
+db.SqliteTransaction.execute = _dying(db.SqliteTransaction.execute)
+db.SqliteDatabase.execute = _dying(db.SqliteDatabase.execute)
 """
 
 

@@ -1,7 +1,7 @@
 """The database: SQLite over aiosqlite (the embedded default) or PostgreSQL over asyncpg.
 
 Both speak the same SQL, written once in the repositories with ``?`` placeholders, and run the
-same migrations. ``open_database`` picks the backend from ``DATABASE_URL``.
+same migrations. ``services.storage.connect.open_database`` picks one from ``DATABASE_URL``.
 """
 
 from __future__ import annotations
@@ -116,15 +116,6 @@ class Database(ABC):
                     await tx.execute(translate(statement))
                 await tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
             log.info("database migrated to version %d", version)
-
-
-def open_database(url: str) -> Database:
-    """The database ``DATABASE_URL`` names (not yet opened)."""
-    if url.startswith(("postgresql://", "postgres://")):
-        from services.storage.postgres import PostgresDatabase
-
-        return PostgresDatabase(url)
-    return SqliteDatabase(Path(url.removeprefix("sqlite:///")))
 
 
 class SqliteDatabase(Database):

@@ -436,6 +436,16 @@ class JobRepository:
             "UPDATE jobs SET next_poll_at = ? WHERE id = ?", (self.clock(), job_id)
         )
 
+    async def oldest_due(self, states: Iterable[JobState]) -> float | None:
+        """The earliest due time among jobs in ``states`` (None when there are none)."""
+        values = [s.value for s in states]
+        marks = ", ".join("?" for _ in values)
+        row = await self.db.fetchone(
+            f"SELECT MIN(next_poll_at) AS due FROM jobs WHERE state IN ({marks})",  # noqa: S608
+            values,
+        )
+        return float(row["due"]) if row is not None and row["due"] is not None else None
+
     async def count_by_state(self) -> dict[str, int]:
         """How many jobs are in each state."""
         rows = await self.db.fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")

@@ -20,6 +20,7 @@ import hashlib
 import inspect
 import json
 import math
+import re
 import threading
 import time
 from collections import Counter, deque
@@ -28,6 +29,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl
 
+import aiohttp
 from aiohttp import BodyPartReader, hdrs, web
 
 from tests.fakes.telegram_store import (
@@ -127,6 +129,12 @@ _CONFLICT = (
     "Conflict: terminated by other getUpdates request; "
     "make sure that only one bot instance is running"
 )
+_WEBHOOK_CONFLICT = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
+_HTTPS_ONLY = "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 class _TooLarge(Exception):
@@ -213,6 +221,12 @@ class FakeTelegram:
         self._update_event = asyncio.Event()
         self._poll_generation = 0
         self._closing = False
+        # setWebhook as Telegram records it, and where its updates really go: the test's
+        # stand-in for the operator's TLS proxy in front of the bot (Telegram calls https only).
+        self.webhook: JsonDict | None = None
+        self.webhook_target: str | None = None
+        self.webhook_posts: list[tuple[int, int]] = []  # (update_id, HTTP status)
+        self._webhook_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -223,6 +237,7 @@ class FakeTelegram:
                 "getMe": self._get_me,
                 "getUpdates": self._get_updates,
                 "deleteWebhook": self._delete_webhook,
+                "setWebhook": self._set_webhook,
                 "getWebhookInfo": self._get_webhook_info,
                 "setMyCommands": self._set_my_commands,
                 "getMyCommands": self._get_my_commands,
@@ -264,6 +279,10 @@ class FakeTelegram:
         """Release pending long polls and shut the server down."""
         self._closing = True
         self._wake()
+        if self._webhook_task is not None:
+            self._webhook_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._webhook_task
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -1029,6 +1048,8 @@ class FakeTelegram:
         }
 
     async def _get_updates(self, params: JsonDict, files: dict[str, FileInfo]) -> list[JsonDict]:
+        if self.webhook is not None:
+            raise ApiError(409, _WEBHOOK_CONFLICT)
         offset = params.get("offset")
         limit = min(max(int(params.get("limit") or 100), 1), 100)
         timeout = max(float(params.get("timeout") or 0), 0.0)
@@ -1050,11 +1071,78 @@ class FakeTelegram:
     async def _delete_webhook(self, params: JsonDict, files: dict[str, FileInfo]) -> bool:
         if params.get("drop_pending_updates"):
             self.state.pending.clear()
+        self.webhook = None
+        return True
+
+    async def _set_webhook(self, params: JsonDict, files: dict[str, FileInfo]) -> bool:
+        url = str(params.get("url") or "")
+        if not url:
+            return await self._delete_webhook(params, files)
+        if not url.startswith("https://"):
+            raise ApiError(
+                400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+            )
+        secret = params.get("secret_token")
+        if secret is not None and not _SECRET_TOKEN.match(str(secret)):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        connections = int(params.get("max_connections") or 40)
+        if not 1 <= connections <= 100:
+            raise ApiError(400, "Bad Request: bad webhook: invalid max_connections")
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, str):
+            allowed = json.loads(allowed)
+        if params.get("drop_pending_updates"):
+            self.state.pending.clear()
+        self.webhook = {
+            "url": url,
+            "secret_token": secret,
+            "max_connections": connections,
+            "allowed_updates": allowed,
+        }
+        if self._webhook_task is None or self._webhook_task.done():
+            self._webhook_task = asyncio.create_task(self._deliver_webhook())
         return True
 
     async def _get_webhook_info(self, params: JsonDict, files: dict[str, FileInfo]) -> JsonDict:
         pending = len(self.state.pending)
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": pending}
+        url = self.webhook["url"] if self.webhook else ""
+        return {"url": url, "has_custom_certificate": False, "pending_update_count": pending}
+
+    async def _deliver_webhook(self) -> None:
+        """POST pending updates to the webhook, as Telegram does: one at a time per chat, up to
+        ``max_connections`` at once, again later until the bot answers 2xx."""
+        async with aiohttp.ClientSession() as session:
+            while not self._closing and self.webhook is not None:
+                if self.webhook_target is None or not self.state.pending:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._update_event.wait(), 0.2)
+                    continue
+                batch = self.state.take(int(self.webhook["max_connections"]))
+                results = await asyncio.gather(
+                    *(self._post_update(session, update) for update in batch)
+                )
+                delivered = {u["update_id"] for u, ok in zip(batch, results, strict=True) if ok}
+                for update in batch:
+                    if update["update_id"] not in delivered:
+                        self.state.pending.append((update, True))  # Telegram tries again
+                self.state.pending = [
+                    (u, f) for u, f in self.state.pending if u["update_id"] not in delivered
+                ]
+                if len(delivered) < len(batch):
+                    await asyncio.sleep(0.3)
+
+    async def _post_update(self, session: aiohttp.ClientSession, update: JsonDict) -> bool:
+        assert self.webhook is not None and self.webhook_target is not None
+        headers = {"Content-Type": "application/json"}
+        if self.webhook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = str(self.webhook["secret_token"])
+        try:
+            async with session.post(self.webhook_target, json=update, headers=headers) as reply:
+                self.webhook_posts.append((int(update["update_id"]), reply.status))
+                return 200 <= reply.status < 300
+        except aiohttp.ClientError:
+            self.webhook_posts.append((int(update["update_id"]), 0))
+            return False
 
     @staticmethod
     def _scope_key(params: JsonDict) -> str:
