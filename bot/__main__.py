@@ -44,7 +44,7 @@ def main() -> None:
         from bot.doctor import run_doctor
 
         raise SystemExit(asyncio.run(run_doctor(settings)))
-    setup_logging(settings.log_level, settings.secrets())
+    setup_logging(settings.log_level, settings.secrets(), settings.log_format)
     from bot.application import build_application
     from bot.serve import ALLOWED_UPDATES, run_webhook
 

@@ -8,12 +8,14 @@ from telegram import Message, Update
 from telegram.ext import ApplicationHandlerStop
 
 from handlers.context import StudioContext, chat_user
+from services import log_context
 
 log = logging.getLogger(__name__)
 
 
 async def before(update: Update, context: StudioContext) -> None:
     """Group -1: drop repeated updates and updates from users who may not use the bot."""
+    log_context.update_id.set(update.update_id)  # every line logged for this update names it
     services = context.services
     if await services.updates.seen(update.update_id):
         log.info("update %s seen before; ignored", update.update_id)

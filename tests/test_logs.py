@@ -46,3 +46,40 @@ async def test_httpx_request_lines_are_not_logged(captured: io.StringIO) -> None
     async with httpx.AsyncClient(transport=transport) as client:
         await client.get(f"https://api.telegram.org/bot{TOKEN}/getMe")
     assert "getMe" not in captured.getvalue()
+
+
+async def test_json_lines_carry_the_job_and_update_ids_and_no_secret(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import asyncio
+    import json
+
+    from services import log_context
+
+    setup_logging("INFO", [TOKEN, KEY], "json")
+    log = logging.getLogger("services.production.poller")
+
+    async def one_job(job: int) -> None:
+        log_context.job_id.set(job)
+        await asyncio.sleep(0)
+        log.info("job %s submitted with key %s", job, KEY)
+
+    log_context.update_id.set(77)
+    try:
+        await asyncio.gather(one_job(1), one_job(2))
+        try:
+            raise RuntimeError(f"boom {TOKEN}")
+        except RuntimeError:
+            log.exception("failed")
+    finally:
+        log_context.update_id.set(None)
+        setup_logging("DEBUG", [TOKEN, KEY])
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    submitted = [line for line in lines if "submitted" in line["message"]]
+    # Each job's task names its own job; the update of the surrounding work is kept.
+    assert sorted((d["job_id"], d["update_id"]) for d in submitted) == [(1, 77), (2, 77)]
+    assert all(d["level"] == "INFO" and d["logger"].endswith("poller") for d in submitted)
+    failed = next(line for line in lines if line["message"].startswith("failed"))
+    assert "RuntimeError" in failed["message"] and "job_id" not in failed
+    raw = json.dumps(lines)
+    assert TOKEN not in raw and KEY not in raw

@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from services import log_context
 from services.errors import (
     MediaError,
     MessengerError,
@@ -226,6 +227,7 @@ class Poller:
                 await task
 
     async def _work(self, job: Job, lane: Lane) -> None:
+        log_context.job_id.set(job.id)  # this task's lines name the job
         next_at: float | None = None
         handed_over = False
         try:
