@@ -1,6 +1,8 @@
 """``python -m bot``: validate the settings, then run the bot (long polling, or a webhook when
 ``TELEGRAM_WEBHOOK_URL`` is set).
 
+``python -m bot ingress`` only takes updates and answers people; ``python -m bot worker`` only
+submits, polls, renders and delivers (any number of each on one PostgreSQL database).
 ``python -m bot doctor`` checks the configuration, ffmpeg, the database, Telegram and the
 provider key instead, and exits non-zero when something needs fixing.
 """
@@ -45,10 +47,19 @@ def main() -> None:
 
         raise SystemExit(asyncio.run(run_doctor(settings)))
     setup_logging(settings.log_level, settings.secrets(), settings.log_format)
-    from bot.application import build_application
-    from bot.serve import ALLOWED_UPDATES, run_webhook
+    from bot.application import Role, build_application
+    from bot.serve import ALLOWED_UPDATES, run_webhook, run_worker
 
-    app = build_application(settings)
+    roles: dict[str, Role] = {"ingress": "ingress", "worker": "worker"}
+    if sys.argv[1:] and sys.argv[1] not in roles:
+        print("usage: python -m bot [ingress | worker | doctor]", file=sys.stderr)
+        raise SystemExit(2)
+    role: Role = roles[sys.argv[1]] if sys.argv[1:] else "all"
+    app = build_application(settings, role=role)
+    if role == "worker":
+        logging.getLogger(__name__).info("starting (worker)")
+        run_worker(app)
+        return
     if settings.telegram_webhook_url:
         logging.getLogger(__name__).info("starting (webhook on %s)", settings.webhook_listen)
         run_webhook(app, settings)

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import time
+from typing import Literal
 
 import httpx
 from telegram.ext import ApplicationBuilder, ContextTypes
@@ -34,6 +35,7 @@ from services.storage.repositories import (
     AlertRepository,
     Clock,
     JobRepository,
+    LeaseRepository,
     LedgerRepository,
     MediaRepository,
     UpdateRepository,
@@ -167,15 +169,31 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         studio=studio,
         account=account,
         poller=poller,
-        housekeeping=Housekeeping(updates, jobs, albums, settings.data_dir, clock),
+        housekeeping=Housekeeping(
+            updates,
+            jobs,
+            albums,
+            settings.data_dir,
+            clock,
+            leases=LeaseRepository(db, clock),
+            owner=poller.owner,
+        ),
         flood=FloodGuard(
             clock, limit=settings.flood_messages, window=settings.flood_window_seconds
         ),
     )
 
 
-def build_application(settings: Settings, clock: Clock = time.time) -> App:
-    """An Application wired to the settings; nothing is opened until it initialises."""
+Role = Literal["all", "ingress", "worker"]
+
+
+def build_application(settings: Settings, clock: Clock = time.time, role: Role = "all") -> App:
+    """An Application wired to the settings; nothing is opened until it initialises.
+
+    ``ingress`` takes updates and answers people; ``worker`` submits, polls, renders and
+    delivers; ``all`` (the default, one process) does both. Any number of each may share one
+    PostgreSQL database.
+    """
     root = settings.telegram_api_url
     media.use_ffmpeg(settings.ffmpeg_binary)
     context_types = ContextTypes(context=StudioContext)
@@ -183,18 +201,20 @@ def build_application(settings: Settings, clock: Clock = time.time) -> App:
     async def post_init(app: App) -> None:
         services = await open_services(app, settings, clock)
         app.bot_data["services"] = services
-        await app.bot.set_my_commands(handlers.bot_commands())
         assert app.job_queue is not None
-        app.job_queue.run_repeating(
-            _tick,
-            interval=settings.poller_tick_seconds,
-            first=0.2,
-            name="poller",
-            job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
-        )
-        app.job_queue.run_repeating(_housekeeping, interval=3600, first=60, name="housekeeping")
-        # Albums that were still arriving when the bot last stopped.
-        app.job_queue.run_once(_albums, when=0.5, name="albums")
+        if role != "worker":
+            await app.bot.set_my_commands(handlers.bot_commands())
+            # Albums that were still arriving when the bot last stopped.
+            app.job_queue.run_once(_albums, when=0.5, name="albums")
+        if role != "ingress":
+            app.job_queue.run_repeating(
+                _tick,
+                interval=settings.poller_tick_seconds,
+                first=0.2,
+                name="poller",
+                job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+            )
+            app.job_queue.run_repeating(_housekeeping, interval=3600, first=60, name="housekeeping")
         if settings.metrics_listen:
             # /healthz and /metrics for a process without a webhook (or on a port of their own).
             from bot.web import WebServer
@@ -203,7 +223,8 @@ def build_application(settings: Settings, clock: Clock = time.time) -> App:
             await web.start(settings.metrics_listen)
             app.bot_data["metrics_server"] = web
         log.info(
-            "ready: provider=%s database=%s data=%s",
+            "ready (%s): provider=%s database=%s data=%s",
+            role,
             services.providers.main.name,
             settings.database_label,
             settings.data_dir,

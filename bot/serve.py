@@ -70,3 +70,27 @@ def run_webhook(app: App, settings: Settings) -> None:
             await stop_webhook(app, web)
 
     asyncio.run(main())
+
+
+def run_worker(app: App) -> None:
+    """A worker: no updates, only the job queue's poller and housekeeping, until a signal."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await app.initialize()
+        if app.post_init is not None:
+            await app.post_init(app)
+        await app.start()
+        try:
+            await stop.wait()
+        finally:
+            log.info("stopping")
+            await app.stop()
+            await app.shutdown()
+            if app.post_shutdown is not None:
+                await app.post_shutdown(app)
+
+    asyncio.run(main())

@@ -48,7 +48,8 @@ async def test_buttons_of_a_previous_run_still_work(
 class BotProcess:
     """``python -m bot`` as a real process, pointed at the fake server."""
 
-    def __init__(self, tg: FakeTelegram, tmp_path: Path) -> None:
+    def __init__(self, tg: FakeTelegram, tmp_path: Path, *args: str, log: str = "bot.log") -> None:
+        self.args = list(args)  # a role: "ingress", "worker"
         self.env = {
             **{
                 k: v
@@ -68,7 +69,7 @@ class BotProcess:
             "LOG_LEVEL": "DEBUG",
         }
         self.cwd = tmp_path
-        self.log = tmp_path / "bot.log"
+        self.log = tmp_path / log
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -77,6 +78,7 @@ class BotProcess:
                 sys.executable,
                 "-m",
                 "bot",
+                *self.args,
                 env=self.env,
                 cwd=self.cwd,
                 stdout=log,

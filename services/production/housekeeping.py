@@ -9,13 +9,20 @@ import time
 from pathlib import Path
 
 from services.model.jobs import JobState
-from services.storage.repositories import AlbumRepository, Clock, JobRepository, UpdateRepository
+from services.storage.repositories import (
+    AlbumRepository,
+    Clock,
+    JobRepository,
+    LeaseRepository,
+    UpdateRepository,
+)
 
 log = logging.getLogger(__name__)
 
 UPDATE_MEMORY = 2 * 86_400  # Telegram redelivers for hours, not days
 INPUT_MEMORY = 7 * 86_400  # inputs stay for "Try again" for a week
 OUTPUT_MEMORY = 86_400  # delivered files stay a day for "As file"
+LEASE, LEASE_TIME = "housekeeping", 2 * 3_600.0  # longer than the hour between passes
 WORK_MEMORY = 3_600  # an ended job's work folder, in case a late step still reads it
 
 
@@ -29,17 +36,24 @@ class Housekeeping:
         albums: AlbumRepository,
         data_dir: Path,
         clock: Clock,
+        leases: LeaseRepository | None = None,
+        owner: str = "",
     ) -> None:
         self.updates = updates
         self.jobs = jobs
         self.albums = albums
+        self.leases = leases
+        self.owner = owner
         self.inbound = data_dir / "inbound"
         self.outputs = data_dir / "outputs"
         self.work = data_dir / "jobs"
         self.clock = clock
 
     async def run(self) -> None:
-        """One pass; safe to call at any time."""
+        """One pass; safe to call at any time. With several processes on one database, the one
+        holding the lease does it."""
+        if self.leases is not None and not await self.leases.take(LEASE, self.owner, LEASE_TIME):
+            return
         now = self.clock()
         pruned = await self.updates.prune(now - UPDATE_MEMORY)
         await self.albums.prune(now - INPUT_MEMORY)

@@ -161,4 +161,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX album_items_open ON album_items (job_id, created_at)",
         ],
     ),
+    (
+        4,
+        [
+            # Work only one process may do at a time (housekeeping), held for a while and
+            # renewed: a process that dies lets its lease lapse and another takes over.
+            """
+            CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                until REAL NOT NULL
+            )
+            """,
+        ],
+    ),
 ]

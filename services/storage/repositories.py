@@ -722,3 +722,26 @@ class AlbumRepository:
     async def prune(self, older_than: float) -> int:
         """Forget items of albums long made into stories (or long abandoned)."""
         return await self.db.execute("DELETE FROM album_items WHERE created_at < ?", (older_than,))
+
+
+class LeaseRepository:
+    """Named leases: which process does a piece of work that only one may do at a time."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def take(self, name: str, owner: str, seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``seconds``; False while another holds it."""
+        now = self.clock()
+        taken = await self.db.execute(
+            "INSERT INTO leases (name, owner, until) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until "
+            "WHERE leases.until < ? OR leases.owner = excluded.owner",
+            (name, owner, now + seconds, now),
+        )
+        return taken == 1
+
+    async def give_back(self, name: str, owner: str) -> None:
+        """Let another process take the lease now."""
+        await self.db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))

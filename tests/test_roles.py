@@ -1,0 +1,115 @@
+"""Several processes on one PostgreSQL database: an ingress that answers people, workers that
+make and deliver the videos; a worker killed at any moment loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.conftest import TOKEN, USER, data_for, reply_to
+from tests.fakes.telegram import FakeTelegram
+from tests.test_restart import BotProcess
+
+
+def on(pg_url: str, process: BotProcess) -> BotProcess:
+    process.env["DATABASE_URL"] = pg_url
+    return process
+
+
+async def job_states(pg_url: str) -> list[str]:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        return [r["state"] for r in await conn.fetch("SELECT state FROM jobs ORDER BY id")]
+    finally:
+        await conn.close()
+
+
+async def test_an_ingress_answers_and_a_worker_makes_and_delivers(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes, pg_url: str
+) -> None:
+    ingress = on(pg_url, BotProcess(tg, tmp_path, "ingress", log="ingress.log"))
+    worker = on(pg_url, BotProcess(tg, tmp_path, "worker", log="worker.log"))
+    ingress.env["LOG_FORMAT"] = worker.env["LOG_FORMAT"] = "json"
+    await ingress.start()
+    try:
+        card_id = await reply_to(tg, tg.user_message(USER, photo=photo_bytes, caption="zoom in"))
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await asyncio.sleep(2.0)
+        # Queued, but nobody makes it: the ingress never submits, renders or delivers.
+        assert await job_states(pg_url) == ["queued"] and tg.videos(USER) == []
+        await worker.start()
+        await tg.wait_for(lambda: tg.videos(USER), timeout=60)
+        await asyncio.sleep(1.0)
+    finally:
+        await worker.stop()
+        await ingress.stop()
+    assert len(tg.videos(USER)) == 1
+    assert await job_states(pg_url) == ["delivered"]
+    ingress_log = ingress.log.read_text()
+    worker_log = worker.log.read_text()
+    assert "submitted" not in ingress_log and "submitted" in worker_log
+    # Only the ingress asks Telegram for updates; both log one JSON object per line.
+    lines = [json.loads(line) for line in worker_log.splitlines() if line.startswith("{")]
+    assert any(line.get("job_id") == 1 for line in lines)
+    assert TOKEN not in ingress_log + worker_log
+    assert "Traceback" not in ingress_log + worker_log
+
+
+@pytest.mark.parametrize("kill_after", [0.6, 1.5], ids=["submitting", "rendering"])
+async def test_a_worker_killed_mid_job_is_replaced_and_the_video_arrives_once(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes, pg_url: str, kill_after: float
+) -> None:
+    ingress = on(pg_url, BotProcess(tg, tmp_path, "ingress", log="ingress.log"))
+    first = on(pg_url, BotProcess(tg, tmp_path, "worker", log="worker-1.log"))
+    second = on(pg_url, BotProcess(tg, tmp_path, "worker", log="worker-2.log"))
+    await ingress.start()
+    await first.start()
+    try:
+        msg = tg.user_message(USER, photo=photo_bytes, caption="zoom in 10 seconds")
+        card_id = await reply_to(tg, msg)
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await asyncio.sleep(kill_after)
+        await first.kill9()
+        await second.start()
+        outcome = await tg.wait_for(
+            lambda: (
+                tg.videos(USER)
+                or [m for m in tg.messages(USER) if "won't send it again" in (m.text_plain or "")]
+            ),
+            timeout=90,
+        )
+        assert outcome
+        await asyncio.sleep(2.0)
+    finally:
+        await second.stop()
+        await ingress.stop()
+    videos = tg.videos(USER)
+    notices = [m for m in tg.messages(USER) if "won't send it again" in (m.text_plain or "")]
+    assert len(videos) + len(notices) == 1, tg.dump()
+
+
+async def test_housekeeping_runs_in_one_process_at_a_time(tmp_path: Path) -> None:
+    from services.storage.db import SqliteDatabase
+    from services.storage.repositories import LeaseRepository
+
+    db = SqliteDatabase(tmp_path / "l.db")
+    await db.open()
+    try:
+        now = [1000.0]
+        leases = LeaseRepository(db, lambda: now[0])
+        assert await leases.take("housekeeping", "a", 60)
+        assert not await leases.take("housekeeping", "b", 60)
+        assert await leases.take("housekeeping", "a", 60)  # renewed by its holder
+        now[0] += 61  # "a" died: its lease lapses
+        assert await leases.take("housekeeping", "b", 60)
+        assert not await leases.take("housekeeping", "a", 60)
+    finally:
+        await db.close()
+    assert sqlite3.connect(tmp_path / "l.db").execute("SELECT owner FROM leases").fetchall() == [
+        ("b",)
+    ]
