@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -120,6 +121,40 @@ async def _telegram(settings: Settings, client: httpx.AsyncClient) -> Check:
     return Check("telegram", True, f"@{body['result'].get('username')} (getMe ok)")
 
 
+async def _webhook(settings: Settings, client: httpx.AsyncClient) -> Check:
+    """With a webhook: the listen address is free, and what Telegram last saw of the URL."""
+    listen = settings.webhook_listen
+    host, _, port = listen.rpartition(":")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host.strip("[]") or "0.0.0.0", int(port)))  # noqa: S104
+    except OSError as exc:
+        return Check(
+            "webhook",
+            False,
+            f"cannot listen on {listen} ({exc.strerror}): is the bot already running? "
+            "Check WEBHOOK_LISTEN.",
+        )
+    token = settings.telegram_bot_token.get_secret_value()
+    try:
+        response = await client.get(f"{settings.telegram_api_url}/bot{token}/getWebhookInfo")
+        info = response.json().get("result") or {}
+    except (httpx.HTTPError, ValueError) as exc:
+        return Check("webhook", False, f"getWebhookInfo failed ({type(exc).__name__})")
+    url = settings.telegram_webhook_url
+    pending = info.get("pending_update_count", 0)
+    if info.get("last_error_message"):
+        return Check(
+            "webhook",
+            False,
+            f"Telegram could not reach {url}: {info['last_error_message']}. Check the TLS proxy "
+            f"in front of {listen}; {pending} updates wait.",
+        )
+    where = "set" if info.get("url") == url else "set at the next start"
+    return Check("webhook", True, f"{url} ({where}); {listen} is free; {pending} updates wait")
+
+
 async def _provider(settings: Settings, client: httpx.AsyncClient) -> Check:
     name = settings.provider
     if name == "local":
@@ -171,6 +206,8 @@ async def run_doctor(settings: Settings, echo: Callable[[str], object] = print) 
             _telegram(settings, client),
             _provider(settings, client),
         ]
+        if settings.telegram_webhook_url:
+            steps.append(_webhook(settings, client))
         checks = [Check("configuration", True, "all variables valid"), _data_dir(settings)]
         checks += [await step for step in steps]
     for check in checks:

@@ -196,3 +196,20 @@ async def test_a_long_polling_bot_serves_health_and_metrics_on_metrics_listen(
     assert "studio_jobs" in metrics.text
     assert hook.status_code in (404, 405)  # no webhook without TELEGRAM_WEBHOOK_URL
     assert sick.status_code == 503 and sick.json()["ok"] is False
+
+
+async def test_doctor_checks_the_webhook_listen_address_and_what_telegram_saw(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    from bot.doctor import run_doctor
+
+    settings = webhook_settings(tg, tmp_path)
+    lines: list[str] = []
+    assert await run_doctor(settings, lines.append) == 0, lines
+    assert any(line.startswith("✓ webhook") and "set at the next start" in line for line in lines)
+    # While the bot runs, its port is taken: doctor says so instead of passing.
+    async with webhook_bot(settings):
+        lines.clear()
+        assert await run_doctor(settings, lines.append) == 1
+    assert any(line.startswith("✗ webhook") and "WEBHOOK_LISTEN" in line for line in lines)
+    assert SECRET not in "\n".join(lines)

@@ -37,7 +37,7 @@ from services.model.jobs import Job, JobKind, JobState
 from services.model.specs import MAX_SHOTS, Shot, StorySpec, story_of, story_params
 from services.production.stories import STORY_MODEL, shot_jobs
 from services.providers.catalogue import ModelKind, get_model, pick_model
-from services.storage.repositories import AlbumItem, AlbumRepository
+from services.storage.repositories import AlbumItem, AlbumRepository, LeaseRepository
 from services.telegram.inbound import InboundImage, InboundMedia, fetch_clip, fetch_image
 from services.texts import text
 
@@ -46,6 +46,7 @@ S = JobState
 
 STORY_ACTIONS = frozenset({"tr", "snd", "more", "less", "retry", "skip"})  # its own buttons
 QUIET = 1.5  # seconds without a new item before an album counts as complete
+SETTLE_LEASE, SETTLE_LEASE_TIME = "albums", 120.0
 FETCH_LIMIT = 300.0  # an item still being fetched after this is lost (its process stopped)
 PHOTO_SECONDS = 5
 # The camera moves a photo album's shots take in turn, so a story never repeats one move.
@@ -56,11 +57,20 @@ class Storyboard:
     """Albums into stories, and the story card's own buttons."""
 
     def __init__(
-        self, desk: Desk, albums: AlbumRepository, crafter: PromptCrafter, quiet: float = QUIET
+        self,
+        desk: Desk,
+        albums: AlbumRepository,
+        crafter: PromptCrafter,
+        quiet: float = QUIET,
+        leases: LeaseRepository | None = None,
+        owner: str = "",
     ) -> None:
         self.desk = desk
         self.albums = albums
         self.crafter = crafter
+        # Items of one album may reach different processes: one of them makes the stories.
+        self.leases = leases
+        self.owner = owner
         self.quiet = quiet
         self._timers: set[asyncio.Task[None]] = set()
         self._settling = asyncio.Lock()
@@ -131,7 +141,16 @@ class Storyboard:
     async def settle(self) -> int:
         """Make every complete album a story (at start, and when an album goes quiet)."""
         async with self._settling:  # one at a time: two timers must not make one album twice
-            return await self._settle()
+            if self.leases is not None and not await self.leases.take(
+                SETTLE_LEASE, self.owner, SETTLE_LEASE_TIME
+            ):
+                self._settle_later()  # another process is at it; look again after it
+                return 0
+            try:
+                return await self._settle()
+            finally:
+                if self.leases is not None:
+                    await self.leases.give_back(SETTLE_LEASE, self.owner)
 
     async def _settle(self) -> int:
         made = 0

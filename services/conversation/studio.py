@@ -48,6 +48,7 @@ from services.storage.repositories import (
     AlbumRepository,
     Clock,
     JobRepository,
+    LeaseRepository,
     MediaRepository,
     UserRepository,
 )
@@ -77,6 +78,8 @@ class Studio(Desk):
         crafter: PromptCrafter,
         albums: AlbumRepository,
         max_running: int = 2,
+        leases: LeaseRepository | None = None,
+        owner: str = "",
     ) -> None:
         super().__init__(
             jobs=jobs,
@@ -91,7 +94,7 @@ class Studio(Desk):
         )
         self.crafter = crafter
         self.clips = Clips(self, media, data_dir)
-        self.storyboard = Storyboard(self, albums, crafter)
+        self.storyboard = Storyboard(self, albums, crafter, leases=leases, owner=owner)
 
     # --- a photo arrives --------------------------------------------------------------------
 
