@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -185,4 +186,6 @@ class WebServer:
         oldest = await jobs.oldest_due([s for s in JobState if s in ACTIVE_STATES])
         now = jobs.clock()
         self.metrics.due_lag.set(max(0.0, now - oldest) if oldest is not None else 0.0)
-        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        # This server's own figures, then the process's (submits, failures, waits, turns).
+        body = generate_latest(self.metrics.registry) + generate_latest(REGISTRY)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "services.texts_ru": 0,
     "services.downloads": 0,
     "services.log_context": 0,
+    "services.metrics": 0,
     "services.model": 0,
     "services.media": 1,
     "services.storage": 1,

@@ -101,6 +101,19 @@ class BotProcess:
                 await self.kill9()
 
 
+def outcomes(tg: FakeTelegram) -> list[object]:
+    """The videos, and the notices of a job caught mid-submit (never sent again)."""
+    notices = [m for m in tg.messages(USER) if "won't send it again" in (m.text_plain or "")]
+    return [*tg.videos(USER), *notices]
+
+
+async def assert_one_outcome(tg: FakeTelegram) -> None:
+    """Exactly one video or one "won't send it again" notice, however long a duplicate takes."""
+    await tg.wait_for(lambda: outcomes(tg), timeout=90)
+    await asyncio.sleep(2.0)  # give a duplicate every chance to show up before counting
+    assert len(outcomes(tg)) == 1, tg.dump()
+
+
 @pytest.mark.parametrize("kill_after", [0.0, 0.4, 1.2], ids=["at-confirm", "early", "rendering"])
 async def test_kill_9_mid_job_then_restart_delivers_exactly_once(
     tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes, kill_after: float
@@ -116,19 +129,7 @@ async def test_kill_9_mid_job_then_restart_delivers_exactly_once(
         assert tg.videos(USER) == [] or kill_after > 0
 
         await bot.start()
-        outcome = await tg.wait_for(
-            lambda: (
-                tg.videos(USER)
-                or [m for m in tg.messages(USER) if "won't send it again" in (m.text_plain or "")]
-            ),
-            timeout=90,
-        )
-        assert outcome
-        # Give a duplicate every chance to show up before counting.
-        await asyncio.sleep(2.0)
-        videos = tg.videos(USER)
-        notices = [m for m in tg.messages(USER) if "won't send it again" in (m.text_plain or "")]
-        assert len(videos) + len(notices) == 1, tg.dump()
+        await assert_one_outcome(tg)
     finally:
         await bot.stop()
     log = bot.log.read_text(errors="replace")

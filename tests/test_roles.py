@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import TOKEN, USER, data_for, reply_to
 from tests.fakes.telegram import FakeTelegram
-from tests.test_restart import BotProcess
+from tests.test_restart import BotProcess, assert_one_outcome
 
 
 def on(pg_url: str, process: BotProcess) -> BotProcess:
@@ -76,21 +76,10 @@ async def test_a_worker_killed_mid_job_is_replaced_and_the_video_arrives_once(
         await asyncio.sleep(kill_after)
         await first.kill9()
         await second.start()
-        outcome = await tg.wait_for(
-            lambda: (
-                tg.videos(USER)
-                or [m for m in tg.messages(USER) if "won't send it again" in (m.text_plain or "")]
-            ),
-            timeout=90,
-        )
-        assert outcome
-        await asyncio.sleep(2.0)
+        await assert_one_outcome(tg)
     finally:
         await second.stop()
         await ingress.stop()
-    videos = tg.videos(USER)
-    notices = [m for m in tg.messages(USER) if "won't send it again" in (m.text_plain or "")]
-    assert len(videos) + len(notices) == 1, tg.dump()
 
 
 async def test_housekeeping_runs_in_one_process_at_a_time(tmp_path: Path) -> None:

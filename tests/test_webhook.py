@@ -213,3 +213,32 @@ async def test_doctor_checks_the_webhook_listen_address_and_what_telegram_saw(
         assert await run_doctor(settings, lines.append) == 1
     assert any(line.startswith("✗ webhook") and "WEBHOOK_LISTEN" in line for line in lines)
     assert SECRET not in "\n".join(lines)
+
+
+def sample(text: str, name: str) -> float:
+    """The value of one sample line of Prometheus text (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + " ") or (line.startswith(name + "{") and " " in line):
+            key, _, value = line.rpartition(" ")
+            if key == name or key.startswith(name):
+                return float(value)
+    return 0.0
+
+
+async def test_metrics_count_submits_turns_and_send_waits(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes
+) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    async with (
+        running_bot(make_settings(tg, tmp_path, metrics_listen=listen)),
+        httpx.AsyncClient(base_url=f"http://{listen}") as client,
+    ):
+        before = (await client.get("/metrics")).text
+        card_id = await reply_to(tg, tg.user_message(USER, photo=photo_bytes, caption="zoom in"))
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        await tg.wait_for(lambda: tg.videos(USER), timeout=60)
+        after = (await client.get("/metrics")).text
+    submits = 'studio_submits_total{kind="animate",provider="local"}'
+    assert sample(after, submits) == sample(before, submits) + 1
+    for name in ("studio_poll_turn_seconds_count", "studio_send_wait_seconds_count"):
+        assert sample(after, name) > sample(before, name)

@@ -9,6 +9,7 @@ import shutil
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
+from services import metrics
 from services.errors import MessengerError, ProviderPermanent, StudioError
 from services.model.jobs import Job, JobKind, JobState, can_move
 from services.production import messages
@@ -78,6 +79,7 @@ class Endings:
             return
         ended = await self._reload(job)
         log.info("job %s ended %s (%s); refunded", job.id, state.value, reason_key)
+        metrics.FAILURES.labels(reason_key).inc()
         if job.parent_id is not None:
             await self.clean(ended)
             await self.jobs.wake(job.parent_id)

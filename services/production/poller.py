@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from services import log_context
+from services import log_context, metrics
 from services.errors import (
     MediaError,
     MessengerError,
@@ -233,7 +233,8 @@ class Poller:
         try:
             current: Job | None = job
             while current is not None and current.active:
-                delay = await self._step(current)
+                with metrics.JOB_TURN.time():
+                    delay = await self._step(current)
                 if delay is None:
                     break
                 if delay > 0:
@@ -353,6 +354,7 @@ class Poller:
                 await self.providers.get(job.provider).cancel(submission)
             return None
         log.info("job %s submitted to %s as %s", job.id, job.provider, submission.external_id)
+        metrics.SUBMITS.labels(job.provider, job.kind.value).inc()
         # The card already says "Submitted": this line may wait for a quieter moment, so the
         # cards of people who just wrote go first in a burst.
         await self.endings.show_status(await self._reload(job), force=True, optional=True)

@@ -31,6 +31,7 @@ from typing import Any
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from services import metrics
 from services.errors import StudioError
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,13 @@ class SendBudget(BaseRateLimiter[JSONDict]):
 
     async def take(self, chat_id: ChatKey | None = None) -> None:
         """Wait for a slot in the chat's bucket, then in the overall window, in turn."""
+        began = time.monotonic()
+        try:
+            await self._take(chat_id)
+        finally:
+            metrics.SEND_WAIT.observe(time.monotonic() - began)
+
+    async def _take(self, chat_id: ChatKey | None) -> None:
         usage = self._chat(chat_id)
         if usage is not None:
             usage.waiting += 1
