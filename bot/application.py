@@ -38,6 +38,7 @@ from services.storage.repositories import (
     LeaseRepository,
     LedgerRepository,
     MediaRepository,
+    SendTokenRepository,
     UpdateRepository,
     UserRepository,
 )
@@ -100,6 +101,9 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         upload_timeout=settings.telegram_upload_timeout_seconds,
         budget=limiter if isinstance(limiter := app.bot.rate_limiter, SendBudget) else None,
     )
+    if messenger.budget is not None and db.dialect == "postgres":
+        # Several processes may send for this bot: Telegram's limits are theirs together.
+        messenger.budget.share(SendTokenRepository(db, clock))
     delivery = Delivery(
         messenger, upload_limit=settings.upload_limit, local_mode=settings.telegram_local_mode
     )

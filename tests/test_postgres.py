@@ -11,8 +11,15 @@ import pytest
 from bot.settings import Settings
 from services.errors import QuotaExceeded
 from services.model.jobs import Job, JobKind, JobState
+from services.storage.db import Database
 from services.storage.postgres import PostgresDatabase, dollar_params, postgres_ddl
-from services.storage.repositories import JobRepository, LedgerRepository, Reservation
+from services.storage.repositories import (
+    Bucket,
+    JobRepository,
+    LedgerRepository,
+    Reservation,
+    SendTokenRepository,
+)
 from tests.conftest import (
     USER,
     data_for,
@@ -170,3 +177,25 @@ async def test_doctor_checks_the_postgresql_server_and_names_it_without_its_pass
     out = "\n".join(lines)
     assert code == 1 and "✗ database" in out and "DATABASE_URL" in out
     assert "wrong-password-123" not in out
+
+
+async def test_send_tokens_are_shared_by_every_process_on_the_database(
+    database: Database,
+) -> None:
+    now = [100.0]
+    first = SendTokenRepository(database, lambda: now[0])
+    second = SendTokenRepository(database, lambda: now[0])
+    overall = Bucket("all", rate=10.0, burst=5.0)
+    chat = Bucket("chat:7", rate=1.0, burst=1.0)
+    # Two processes take from the same buckets: together, never more than the burst.
+    taken = [await repo.take([overall]) for repo in (first, second, first, second, first)]
+    assert taken == [None] * 5
+    assert await second.take([overall]) == pytest.approx(0.1)
+    now[0] += 0.1
+    assert await first.take([overall, chat]) is None  # refilled by time
+    other = Bucket("chat:8", rate=1.0, burst=1.0)
+    assert await second.take([overall, other]) == pytest.approx(0.1)  # the overall is empty
+    now[0] += 1.0
+    assert await second.take([overall, chat]) is None
+    assert await first.take([overall, chat]) == pytest.approx(1.0)  # the chat's is empty
+    assert await first.take([overall]) is None  # a refusal took nothing from "all"

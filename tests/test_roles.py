@@ -102,3 +102,34 @@ async def test_housekeeping_runs_in_one_process_at_a_time(tmp_path: Path) -> Non
     assert sqlite3.connect(tmp_path / "l.db").execute("SELECT owner FROM leases").fetchall() == [
         ("b",)
     ]
+
+
+async def test_workers_delivering_together_stay_within_telegrams_limits_together(
+    tmp_path: Path, photo_bytes: bytes, pg_url: str
+) -> None:
+    # A tight limit, for the bots and for the fake alike: three workers that each kept it
+    # alone would send three times too fast.
+    async with FakeTelegram(TOKEN, flood_limit_per_second=4, chat_limit_per_second=1) as tg:
+        processes = [on(pg_url, BotProcess(tg, tmp_path, "ingress", log="ingress.log"))]
+        processes += [
+            on(pg_url, BotProcess(tg, tmp_path, "worker", log=f"worker-{n}.log")) for n in range(3)
+        ]
+        for process in processes:
+            process.env["TELEGRAM_SENDS_PER_SECOND"] = "4"
+            process.env["LOCAL_STUDIO_HEIGHT"] = "144"
+        users = [USER + n for n in range(8)]
+        await processes[0].start()
+        try:
+            for user in users:
+                card_id = await reply_to(
+                    tg, tg.user_message(user, photo=photo_bytes, caption="zoom in"), timeout=60
+                )
+                tg.press_button(user, card_id, data_for(tg, user, card_id, "go"))
+            for worker in processes[1:]:
+                await worker.start()
+            await tg.wait_for(lambda: all(tg.videos(user) for user in users), timeout=180)
+        finally:
+            for process in processes:
+                await process.stop()
+        assert tg.flood_429_count == 0, tg.dump()
+        assert all(len(tg.videos(user)) == 1 for user in users)

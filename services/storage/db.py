@@ -28,6 +28,7 @@ Dialect = Literal["sqlite", "postgres"]
 # What ``Transaction.lock`` holds.
 LOCK_CREDITS = 1  # a user's credits, while a hold is checked and written
 LOCK_TURNS = 2  # a story's shots, while one takes its turn at the provider
+LOCK_SENDS = 3  # Telegram's send budget, while a send takes its tokens
 
 
 class Transaction(ABC):

@@ -175,4 +175,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             """,
         ],
     ),
+    (
+        5,
+        [
+            # Telegram's send limits shared by every process on the database: a token bucket
+            # per key ("all", and "chat:<id>"), refilled by time, taken under one lock.
+            """
+            CREATE TABLE send_tokens (
+                key TEXT PRIMARY KEY,
+                tokens REAL NOT NULL,
+                at REAL NOT NULL
+            )
+            """,
+        ],
+    ),
 ]

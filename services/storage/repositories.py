@@ -10,7 +10,7 @@ from typing import Any
 from services.errors import QuotaExceeded
 from services.model.jobs import JOB_COLUMNS, JSON_COLUMNS, Job, JobKind, JobState, can_move
 from services.model.specs import checked_params
-from services.storage.db import LOCK_CREDITS, LOCK_TURNS, Database, Transaction
+from services.storage.db import LOCK_CREDITS, LOCK_SENDS, LOCK_TURNS, Database, Transaction
 
 Clock = Callable[[], float]
 # Workers claiming due jobs at once each take other rows, and none waits on another's lock
@@ -745,3 +745,54 @@ class LeaseRepository:
     async def give_back(self, name: str, owner: str) -> None:
         """Let another process take the lease now."""
         await self.db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A token bucket: ``rate`` tokens a second, holding at most ``burst``."""
+
+    key: str
+    rate: float
+    burst: float
+
+
+class SendTokenRepository:
+    """Token buckets in the database, so that processes sharing it share Telegram's limits."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def take(self, buckets: list[Bucket]) -> float | None:
+        """One token from every bucket, or none at all: None when taken, else the seconds until
+        all of them hold one."""
+        now = self.clock()
+        async with self.db.transaction() as tx:
+            await tx.lock(LOCK_SENDS, 0)
+            levels: dict[str, float] = {}
+            for bucket in buckets:
+                row = await tx.fetchone(
+                    "SELECT tokens, at FROM send_tokens WHERE key = ?", (bucket.key,)
+                )
+                if row is None:
+                    levels[bucket.key] = bucket.burst
+                else:
+                    refill = (now - float(row["at"])) * bucket.rate
+                    levels[bucket.key] = min(bucket.burst, float(row["tokens"]) + max(0.0, refill))
+            # A hair under one token is one: refills are sums of small float steps.
+            short = [(1 - levels[b.key]) / b.rate for b in buckets if levels[b.key] < 1 - 1e-9]
+            if short:
+                return max(short)
+            for bucket in buckets:
+                await tx.execute(
+                    "INSERT INTO send_tokens (key, tokens, at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at = excluded.at",
+                    (bucket.key, max(0.0, levels[bucket.key] - 1), now),
+                )
+        return None
+
+    async def prune(self, older_than: float) -> int:
+        """Forget chats' buckets that have long been full again."""
+        return await self.db.execute(
+            "DELETE FROM send_tokens WHERE at < ? AND key != 'all'", (older_than,)
+        )

@@ -33,6 +33,7 @@ from telegram.ext import BaseRateLimiter
 
 from services import metrics
 from services.errors import StudioError
+from services.storage.repositories import Bucket, SendTokenRepository
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,32 @@ class SendBudget(BaseRateLimiter[JSONDict]):
         self._all = _Usage()
         self._chats: dict[ChatKey, _Usage] = {}
         self._next_sweep = 0.0
+        # With several processes on one database, their sends also share its token buckets.
+        self.shared: SendTokenRepository | None = None
+
+    def share(self, tokens: SendTokenRepository) -> None:
+        """Count this process's sends against the budget every process on ``tokens`` shares."""
+        self.shared = tokens
+
+    def _buckets(self, chat_id: ChatKey | None) -> list[Bucket]:
+        # Telegram counts the bot's sends in any second: an even pace (no burst) keeps every
+        # second within the limit, with a margin for sends reaching it a little late.
+        buckets = [Bucket("all", self.limit / (self.window * 1.1), 1.0)]
+        if chat_id is not None:
+            buckets.append(
+                Bucket(f"chat:{chat_id}", 1 / self.chat_interval, float(self.chat_burst))
+            )
+        return buckets
+
+    async def _take_shared(self, chat_id: ChatKey | None, optional: bool) -> bool:
+        """Tokens from the shared budget: waits for them, or, ``optional``, gives up at once."""
+        if self.shared is None:
+            return True
+        while (wait := await self.shared.take(self._buckets(chat_id))) is not None:
+            if optional:
+                return False
+            await asyncio.sleep(wait)
+        return True
 
     async def initialize(self) -> None:
         """Nothing to set up."""
@@ -243,8 +270,20 @@ class SendBudget(BaseRateLimiter[JSONDict]):
         began = time.monotonic()
         try:
             await self._take(chat_id)
+            try:
+                await self._take_shared(chat_id, optional=False)
+            except BaseException:
+                self._give_back(chat_id)
+                raise
         finally:
             metrics.SEND_WAIT.observe(time.monotonic() - began)
+
+    def _give_back(self, chat_id: ChatKey | None) -> None:
+        """Undo a slot taken for a send that will not be made."""
+        for usage in (self._all, self._chats.get(chat_id) if chat_id is not None else None):
+            if usage is not None:
+                usage.out = max(0, usage.out - 1)
+                usage.notify()
 
     async def _take(self, chat_id: ChatKey | None) -> None:
         usage = self._chat(chat_id)
@@ -343,6 +382,9 @@ class SendBudget(BaseRateLimiter[JSONDict]):
                 if patience > 0
                 else self.try_take(chat_id)
             ):
+                raise Skipped(endpoint)
+            elif not await self._take_shared(chat_id, optional=True):
+                self._give_back(chat_id)
                 raise Skipped(endpoint)
             try:
                 return await callback(*args, **kwargs)
