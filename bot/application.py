@@ -26,6 +26,7 @@ from services.production.delivery import Delivery
 from services.production.housekeeping import Housekeeping
 from services.production.poller import Poller, PollerConfig
 from services.providers.base import Provider, ProviderSet
+from services.providers.callbacks import Callbacks, FalSignatures
 from services.providers.fal import FalProvider
 from services.providers.local import LocalStudio
 from services.providers.muapi import MuapiProvider
@@ -127,6 +128,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
             edit_interval=settings.status_edit_interval_seconds,
             lease_seconds=settings.lease_seconds,
             download_retry_wait=settings.download_retry_seconds,
+            public_url=settings.public_url,
         ),
     )
     crafter = PromptCrafter(
@@ -184,6 +186,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
             leases=LeaseRepository(db, clock),
             owner=poller.owner,
         ),
+        callbacks=Callbacks(jobs, FalSignatures(http, settings.fal_jwks_url, clock)),
         flood=FloodGuard(
             clock, limit=settings.flood_messages, window=settings.flood_window_seconds
         ),
@@ -221,13 +224,18 @@ def build_application(settings: Settings, clock: Clock = time.time, role: Role =
                 job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             )
             app.job_queue.run_repeating(_housekeeping, interval=3600, first=60, name="housekeeping")
+        from bot.web import WebServer
+
+        servers: list[WebServer] = []
+        if settings.public_url and not settings.telegram_webhook_url:
+            # Providers call back even when Telegram is long-polled.
+            servers.append(WebServer(app, settings, webhook=False))
+            await servers[-1].start(settings.webhook_listen)
         if settings.metrics_listen:
             # /healthz and /metrics for a process without a webhook (or on a port of their own).
-            from bot.web import WebServer
-
-            web = WebServer(app, settings, webhook=False)
-            await web.start(settings.metrics_listen)
-            app.bot_data["metrics_server"] = web
+            servers.append(WebServer(app, settings, webhook=False))
+            await servers[-1].start(settings.metrics_listen)
+        app.bot_data["web_servers"] = servers
         log.info(
             "ready (%s): provider=%s database=%s data=%s",
             role,
@@ -240,8 +248,7 @@ def build_application(settings: Settings, clock: Clock = time.time, role: Role =
         services: Services | None = app.bot_data.get("services")
         if services is None:
             return
-        web = app.bot_data.pop("metrics_server", None)
-        if web is not None:
+        for web in app.bot_data.pop("web_servers", []):
             await web.stop()
         await services.poller.stop()
         await services.studio.storyboard.stop()

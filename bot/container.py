@@ -14,6 +14,7 @@ from services.conversation.studio import Studio
 from services.production.housekeeping import Housekeeping
 from services.production.poller import Poller
 from services.providers.base import ProviderSet
+from services.providers.callbacks import Callbacks
 from services.storage.db import Database
 from services.storage.repositories import JobRepository, UpdateRepository
 from services.telegram.flood import FloodGuard
@@ -35,4 +36,5 @@ class Services:
     account: Account
     poller: Poller
     housekeeping: Housekeeping
+    callbacks: Callbacks
     flood: FloodGuard

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     webhook_listen: str = "0.0.0.0:8080"
     metrics_listen: str | None = None
+    # Providers call back under this https URL when a job is done (served on WEBHOOK_LISTEN).
+    public_url: str | None = None
+    fal_jwks_url: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
     database_url: str = "sqlite:///data/bot.db"
     data_dir: Path = Path("data")
     video_provider: ProviderName | None = None
@@ -117,17 +120,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r} (e.g. UTC, Europe/Berlin)") from exc
         return value
 
-    @field_validator("telegram_webhook_url", "metrics_listen", mode="before")
+    @field_validator("telegram_webhook_url", "metrics_listen", "public_url", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("telegram_webhook_url")
+    @field_validator("telegram_webhook_url", "public_url")
     @classmethod
     def _https_webhook(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith("https://"):
-            raise ValueError("Telegram calls webhooks over https only: https://host/path")
-        return value
+            raise ValueError("Telegram and the providers call https only: https://host/path")
+        return value.rstrip("/") if value is not None else None
 
     @field_validator("webhook_listen", "metrics_listen")
     @classmethod
@@ -147,7 +150,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "telegram_api_url", "muapi_base_url", "fal_queue_url", "fal_rest_url", "llm_base_url"
+        "telegram_api_url",
+        "muapi_base_url",
+        "fal_queue_url",
+        "fal_rest_url",
+        "llm_base_url",
+        "fal_jwks_url",
     )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:

@@ -59,6 +59,12 @@ class Metrics:
         self.updates = Counter(
             "studio_webhook_updates_total", "Updates received by webhook", registry=r
         )
+        self.callbacks = Counter(
+            "studio_provider_callbacks_total",
+            "Provider callbacks, accepted or rejected, and why",
+            ["result", "outcome"],
+            registry=r,
+        )
         self.rejected = Counter(
             "studio_webhook_rejected_total",
             "Webhook requests refused, by reason",
@@ -97,6 +103,7 @@ class WebServer:
         routes = [
             Route("/healthz", self.health, methods=["GET"]),
             Route("/metrics", self.export, methods=["GET"]),
+            Route("/callbacks/{provider}/{job_id}/{secret}", self.callback, methods=["POST"]),
         ]
         if webhook:
             assert settings.telegram_webhook_url is not None
@@ -166,6 +173,21 @@ class WebServer:
         await self.app.update_queue.put(update)
         self.metrics.updates.inc()
         return Response(status_code=200)
+
+    async def callback(self, request: Request) -> Response:
+        """A provider says a job is done: checked (secret, signature), then the job is polled."""
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > MAX_UPDATE_BYTES:
+            self.metrics.callbacks.labels("rejected", "size").inc()
+            return Response(status_code=413)
+        body = await request.body()
+        params = request.path_params
+        verdict = await self.services.callbacks.receive(
+            params["provider"], params["job_id"], params["secret"], request.headers, body
+        )
+        ok = verdict.status < 300
+        self.metrics.callbacks.labels("accepted" if ok else "rejected", verdict.outcome).inc()
+        return Response(status_code=verdict.status)
 
     async def health(self, request: Request) -> Response:
         """200 when the event loop and the database answer; 503 otherwise."""

@@ -40,6 +40,7 @@ from services.providers.base import (
     ProviderStatus,
     Submission,
 )
+from services.providers.callbacks import CALLBACK_SECRET, callback_url, new_secret
 from services.providers.catalogue import ClipFacts, fallback_after, get_model
 from services.storage.repositories import Clock, JobRepository, MediaRecord, MediaRepository
 from services.telegram.inbound import content_type_of
@@ -68,6 +69,8 @@ class PollerConfig:
     download_attempts: int = 3
     download_retry_wait: float = 10.0
     max_errors: int = 30
+    # Providers call back under this https URL when a job is done (then it is polled slowly).
+    public_url: str | None = None
 
 
 # The provider refused the job before taking it (no such model; the model's schema refused an
@@ -94,6 +97,8 @@ def job_spec(job: Job, inputs: dict[str, str]) -> JobSpec:
 # Two lanes, each with its own bound: many cheap status requests at once, but only a few of the
 # downloads, re-encodes and uploads that need memory, CPU and bandwidth.
 POLL_STATES = frozenset({S.QUEUED, S.SUBMITTING, S.RUNNING})
+CALLING_BACK = frozenset({"muapi", "fal"})  # the providers that report completion
+CALLBACK_SLOWDOWN = 4  # how much slower a job that will call back is polled
 DELIVERY_STATES = frozenset({S.DOWNLOADING, S.DELIVERING})
 
 
@@ -319,12 +324,14 @@ class Poller:
                 await self.endings.provider_failed(job, exc)
                 return None
             await self.jobs.update(job.id, provider_data={**job.provider_data, "inputs": inputs})
+        callback, secret = self._callback(job)
         if not await self.jobs.transition(
             job.id, S.QUEUED, S.SUBMITTING, attempts=job.attempts + 1
         ):
             return None
         try:
-            submission = await self.providers.get(job.provider).submit(job_spec(job, inputs))
+            spec = replace(job_spec(job, inputs), callback_url=callback)
+            submission = await self.providers.get(job.provider).submit(spec)
         except ProviderTransient as exc:
             if exc.reached:
                 await self.endings.fail(await self._reload(job), S.UNKNOWN, "unknown")
@@ -339,6 +346,8 @@ class Poller:
             return None
         now = self.clock()
         data = {**job.provider_data, "inputs": inputs, **submission.data}
+        if secret:
+            data[CALLBACK_SECRET] = secret
         moved = await self.jobs.transition(
             job.id,
             S.SUBMITTING,
@@ -359,6 +368,20 @@ class Poller:
         # cards of people who just wrote go first in a burst.
         await self.endings.show_status(await self._reload(job), force=True, optional=True)
         return min(self.config.poll_interval, 2.0)
+
+    def _callback(self, job: Job) -> tuple[str | None, str | None]:
+        """The callback URL for a submit, and the job's secret in it (none without a public
+        URL, or for the local studio)."""
+        if not self.config.public_url or job.provider not in CALLING_BACK:
+            return None, None
+        secret = str(job.provider_data.get(CALLBACK_SECRET) or new_secret())
+        return callback_url(self.config.public_url, job.provider, job.id, secret), secret
+
+    def _poll_interval(self, job: Job) -> float:
+        # A job that will call back is polled only as a fallback, for a lost callback.
+        if job.provider_data.get(CALLBACK_SECRET):
+            return self.config.poll_interval * CALLBACK_SLOWDOWN
+        return self.config.poll_interval
 
     async def _upload_inputs(self, job: Job) -> dict[str, str]:
         """Upload the job's files (the bytes, never a Telegram URL) under their roles."""
@@ -484,7 +507,7 @@ class Poller:
         await self.jobs.update(job.id, **changes)
         # The row now says what ``job`` plus ``changes`` says: no need to read it back.
         await self.endings.show_status(replace(job, **changes))
-        return self.config.poll_interval
+        return self._poll_interval(job)
 
     # --- download and deliver ---------------------------------------------------------------
 

@@ -30,6 +30,8 @@ class JobSpec:
     duration: int
     aspect: str
     options: dict[str, Any] = field(default_factory=dict)
+    # Where the provider should report completion (our own public URL), if anywhere.
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True)

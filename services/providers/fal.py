@@ -104,6 +104,7 @@ class FalProvider:
                 f"{self.queue}/{spec.model.endpoint}",
                 what="submit",
                 json=build_payload(spec),
+                params={"fal_webhook": spec.callback_url} if spec.callback_url else None,
             )
         except ProviderPermanent as exc:
             if exc.reason == "not_found":

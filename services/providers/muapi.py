@@ -165,7 +165,11 @@ class MuapiProvider:
 
     async def _post_submit(self, spec: JobSpec, payload: dict[str, Any]) -> httpx.Response:
         try:
-            return await self._request("POST", spec.model.endpoint, what="submit", json=payload)
+            # muapi takes the completion webhook as a query parameter (providers.md §1.7).
+            params = {"webhook": spec.callback_url} if spec.callback_url else None
+            return await self._request(
+                "POST", spec.model.endpoint, what="submit", json=payload, params=params
+            )
         except ProviderPermanent as exc:
             if exc.reason == "not_found":
                 raise ProviderPermanent(str(exc), reason="model_unavailable") from exc

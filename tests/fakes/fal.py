@@ -18,11 +18,17 @@ requests still work (fal-ai/fal issues #1112, #1147, #1163).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.fakes.provider_common import (
     FakeProviderServer,
@@ -37,6 +43,8 @@ from tests.fakes.provider_common import (
     safe_filename,
 )
 from tests.fakes.schema_check import Problem, models_of
+
+WEBHOOK_USER = "fal-user-0001"
 
 __all__ = ["FakeFal", "Job", "RecordedRequest", "Scenario", "Submit", "Upload"]
 
@@ -107,10 +115,13 @@ class FakeFal(FakeProviderServer):
         self.pending_uploads: dict[str, tuple[str, str]] = {}
         self.locked = False  # out of money: billable calls answer 403 "User is locked"
         self.schemas = models_of("fal")
+        # The key fal signs completion webhooks with; its public half is served as the JWKS.
+        self.webhook_key = Ed25519PrivateKey.generate()
 
     # ------------------------------------------------------------------ routes
 
     def _add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/.well-known/jwks.json", self._jwks)
         app.router.add_post("/storage/upload/initiate", self._initiate_upload)
         app.router.add_put("/upload/{token}", self._put_upload)
         base = "/{owner}/{app}/requests/{request_id}"
@@ -240,6 +251,8 @@ class FakeFal(FakeProviderServer):
             return web.json_response({"detail": detail}, status=422)
         job = self._new_job(str(uuid.uuid4()), model_id, payload, scenario)
         self.submits.append(Submit(model_id, payload, job.request_id, True, 200, query))
+        if query.get("fal_webhook"):
+            self.call_back_later(job, query["fal_webhook"], self._callback_body, self._signed)
         await self.pause(scenario.submit_delay)
         sc = job.scenario
         position = 0 if sc.stall else min(sc.queue_polls, sc.polls_before_done)
@@ -295,6 +308,47 @@ class FakeFal(FakeProviderServer):
             body["error"] = job.error
             body["error_type"] = self._error_type(job)
         return web.json_response(body)
+
+    # --- completion webhooks, signed as fal signs them (providers.md §2.7, §7) ---------------
+
+    def _callback_body(self, job: Job) -> bytes:
+        if job.failed:
+            body: dict[str, Any] = {
+                "request_id": job.request_id,
+                "gateway_request_id": job.request_id,
+                "status": "ERROR",
+                "error": job.error,
+                "payload": {"detail": job.error},
+            }
+        else:
+            video = {"url": self._file_url(self._output_path(job)), "content_type": "video/mp4"}
+            body = {
+                "request_id": job.request_id,
+                "gateway_request_id": job.request_id,
+                "status": "OK",
+                "payload": {"video": video, "seed": self.seed},
+            }
+        return json.dumps(body).encode()
+
+    def _signed(self, raw: bytes, *, at: float | None = None) -> dict[str, str]:
+        """fal's headers: ED25519 over request id, user id, timestamp and the body's SHA-256."""
+        request_id = json.loads(raw)["request_id"]
+        stamp = str(int(at if at is not None else time.time()))
+        digest = hashlib.sha256(raw).hexdigest()
+        message = f"{request_id}\n{WEBHOOK_USER}\n{stamp}\n{digest}".encode()
+        return {
+            "X-Fal-Webhook-Request-Id": request_id,
+            "X-Fal-Webhook-User-Id": WEBHOOK_USER,
+            "X-Fal-Webhook-Timestamp": stamp,
+            "X-Fal-Webhook-Signature": self.webhook_key.sign(message).hex(),
+        }
+
+    async def _jwks(self, request: web.Request) -> web.Response:
+        raw = self.webhook_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        return web.json_response({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x}]})
 
     async def _result(self, request: web.Request) -> web.Response:
         if not self._authorized(request):

@@ -12,6 +12,7 @@ is not there answers 404, a body that breaks the schema answers 422 in muapi's F
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from typing import Any
@@ -264,9 +265,25 @@ class FakeMuapi(FakeProviderServer):
             return web.json_response({"detail": detail}, status=422)
         job = self._new_job(_new_id(), endpoint, payload, scenario)
         self.submits.append(Submit(endpoint, payload, job.request_id, True, 200, query))
+        if query.get("webhook"):
+            # Unsigned, as muapi documents it (providers.md §1.7).
+            self.call_back_later(job, query["webhook"], self._callback_body, lambda raw: {})
         await self.pause(scenario.submit_delay)
         body = {"request_id": job.request_id, "status": "processing", "cost": self._cost()}
         return web.json_response(body, headers=self._cost_headers())
+
+    def _callback_body(self, job: Job) -> bytes:
+        rid = job.request_id
+        result_url = f"{self.root}/api/v1/predictions/{rid}/result"
+        if job.failed:
+            body = {"id": rid, "status": "failed", "error": job.error, "outputs": []}
+        else:
+            body = {
+                "id": rid,
+                "status": "completed",
+                "outputs": [self._file_url(self._output_path(job))],
+            }
+        return json.dumps({**body, "urls": {"get": result_url}}).encode()
 
     def _uses_object_outputs(self, job: Job) -> bool:
         if self.object_outputs is not None:

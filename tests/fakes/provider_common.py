@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
+import aiohttp
 from aiohttp import hdrs, web
 from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
@@ -68,6 +69,9 @@ class Scenario:
     output_cut_off: bool = False
     submit_delay: float = 0.0
     error_type: str | None = None
+    # Finish this many seconds after the submit, whatever the polls (and call back then, when
+    # the submit asked for a callback).
+    done_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,11 @@ class Job:
         sc = self.scenario
         if sc.stall:
             return "running", 1
+        if sc.done_after is not None:
+            if time.time() - self.created < sc.done_after:
+                return "running", 1
+            self.finished = True
+            return "done", 0
         n = self.answered
         self.answered += 1
         if n < sc.polls_before_done:
@@ -292,6 +301,12 @@ class FakeProviderServer(LocalServer):
         self.schemas: dict[str, dict[str, Any]] = {}
         self.scenario = Scenario()
         self.next_scenarios: list[Scenario] = []
+        # Completion callbacks the fake made: (url, HTTP status of the answer, 0 if none).
+        self.callbacks: list[tuple[str, int]] = []
+        # (public prefix, local prefix): the test's stand-in for the TLS proxy in front of the
+        # bot, since the providers call an https URL.
+        self.proxy: tuple[str, str] | None = None
+        self._callback_tasks: set[asyncio.Task[None]] = set()
         self._files: dict[str, _StoredFile] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -407,6 +422,42 @@ class FakeProviderServer(LocalServer):
         self.jobs[request_id] = job
         self.polls[request_id] = 0
         return job
+
+    def call_back_later(
+        self,
+        job: Job,
+        url: str,
+        body: Callable[[Job], bytes],
+        headers: Callable[[bytes], dict[str, str]],
+    ) -> None:
+        """When ``job`` finishes (after ``done_after``, or by its polls), POST ``body`` to ``url``
+        as the provider does."""
+
+        async def later() -> None:
+            if job.scenario.done_after is not None:
+                await asyncio.sleep(job.scenario.done_after)
+                job.finished = True
+            while not job.finished:  # finished by its polls, or never (a stalled job)
+                if self.closing.is_set():
+                    return
+                await asyncio.sleep(0.05)
+            raw = body(job)
+            target = url
+            if self.proxy is not None and url.startswith(self.proxy[0]):
+                target = self.proxy[1] + url.removeprefix(self.proxy[0])
+            sent = {"Content-Type": "application/json", **headers(raw)}
+            try:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.post(target, data=raw, headers=sent) as reply_,
+                ):
+                    self.callbacks.append((url, reply_.status))
+            except aiohttp.ClientError:
+                self.callbacks.append((url, 0))
+
+        task = asyncio.create_task(later())
+        self._callback_tasks.add(task)
+        task.add_done_callback(self._callback_tasks.discard)
 
     def seed_job(self, scenario: Scenario, endpoint: str = "seeded") -> str:
         """A job that was submitted before this server started; returns its request id."""
