@@ -18,11 +18,14 @@ RUN pip install --no-cache-dir .
 
 ENV DATA_DIR=/data \
     DATABASE_URL=sqlite:////data/bot.db \
+    METRICS_LISTEN=0.0.0.0:8080 \
     PYTHONUNBUFFERED=1
 RUN mkdir -p /data && chown studio:studio /data
 VOLUME ["/data"]
 USER studio
 
-# The webhook, /healthz and /metrics, when TELEGRAM_WEBHOOK_URL or METRICS_LISTEN is set.
+# /healthz and /metrics (and the webhook and provider callbacks, when they are set up).
 EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
 CMD ["python", "-m", "bot"]

@@ -231,8 +231,12 @@ def build_application(settings: Settings, clock: Clock = time.time, role: Role =
             # Providers call back even when Telegram is long-polled.
             servers.append(WebServer(app, settings, webhook=False))
             await servers[-1].start(settings.webhook_listen)
-        if settings.metrics_listen:
-            # /healthz and /metrics for a process without a webhook (or on a port of their own).
+        serving = settings.telegram_webhook_url or settings.public_url
+        if settings.metrics_listen and not (
+            serving and settings.metrics_listen == settings.webhook_listen
+        ):
+            # /healthz and /metrics for a process without a webhook (or on a port of their own;
+            # on the webhook's own address its server already answers them).
             servers.append(WebServer(app, settings, webhook=False))
             await servers[-1].start(settings.metrics_listen)
         app.bot_data["web_servers"] = servers
