@@ -116,7 +116,7 @@ async def test_workers_on_one_database_never_claim_the_same_job(pg_url: str) -> 
             taken: list[int] = []
             while batch := await worker.claim_due(owner, 30, 4):
                 taken += [job.id for job in batch]
-                await asyncio.sleep(0)
+                await asyncio.sleep(0.01)  # a worker's round of work, while the others claim
             return taken
 
         results = await asyncio.gather(

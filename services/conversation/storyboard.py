@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from services.conversation import story_plan, text_video
 from services.conversation.desk import ChatUser, Desk
@@ -90,7 +91,6 @@ class Storyboard:
         It is noted before it is fetched: the album's quiet counts from arrivals, and an album
         is not made while one of its items is still on its way.
         """
-        desk = self.desk
         arrived = AlbumItem(
             chat_id=user.chat_id,
             message_id=message_id,
@@ -104,6 +104,14 @@ class Storyboard:
         )
         if not await self.albums.arrive(arrived):
             return  # the same message delivered twice
+        # Fetched in the background: the next item of the album (this person's next message)
+        # is noted at once instead of after this download, and the downloads overlap.
+        self._spawn(self._fetch(user, message_id, item), f"album-item-{message_id}")
+
+    async def _fetch(
+        self, user: ChatUser, message_id: int, item: InboundImage | InboundMedia
+    ) -> None:
+        desk = self.desk
         try:
             if isinstance(item, InboundImage):
                 path, picture = await fetch_image(
@@ -124,6 +132,17 @@ class Storyboard:
             return
         await self.albums.fetched(user.chat_id, message_id, str(path), size, seconds)
         self._settle_later()
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("albums: %s failed", name)
+
+        task = asyncio.create_task(guarded(), name=name)
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
 
     def _settle_later(self, delay: float | None = None) -> None:
         wait = self.quiet + 0.05 if delay is None else delay
@@ -168,10 +187,17 @@ class Storyboard:
     async def resume(self) -> None:
         """At start: make stories of albums kept before a restart, now or once they go quiet
         (an album may have been cut short by the restart a moment after its last item)."""
+        # Items whose fetch the stop cut short are fetched again (Telegram keeps the files).
+        for kept in await self.albums.unfetched():
+            user = ChatUser(kept.user_id, kept.chat_id, "", None, kept.language)
+            item: InboundImage | InboundMedia = (
+                InboundImage(kept.file_id, kept.file_unique_id or "", None, None, None)
+                if kept.kind == "photo"
+                else InboundMedia(kept.file_id, kept.file_unique_id or "", None, "video/mp4")
+            )
+            self._spawn(self._fetch(user, kept.message_id, item), f"album-item-{kept.message_id}")
         await self.settle()
         self._settle_later()
-        # Items whose fetch the stop cut short hold their album until they count as lost.
-        self._settle_later(FETCH_LIMIT + self.quiet)
 
     async def stop(self) -> None:
         """Forget pending timers (the items stay kept; ``settle`` at start takes them)."""

@@ -683,6 +683,13 @@ class AlbumRepository:
             (chat_id, message_id),
         )
 
+    async def unfetched(self) -> list[AlbumItem]:
+        """Items noted but never fetched (the process fetching them stopped)."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM album_items WHERE job_id IS NULL AND path IS NULL ORDER BY message_id"
+        )
+        return [AlbumItem(**{name: r[name] for name in _ALBUM_COLUMNS}) for r in rows]
+
     async def has(self, chat_id: int, message_id: int) -> bool:
         """Whether that message is an album item kept already."""
         row = await self.db.fetchone(
