@@ -139,10 +139,11 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         timeout=settings.llm_timeout_seconds,
     )
     albums = AlbumRepository(db, clock)
+    leases = LeaseRepository(db, clock)  # work one process at a time does
     studio = Studio(
         crafter=crafter,
         albums=albums,
-        leases=LeaseRepository(db, clock),
+        leases=leases,
         owner=poller.owner,
         jobs=jobs,
         users=users,
@@ -183,7 +184,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
             albums,
             settings.data_dir,
             clock,
-            leases=LeaseRepository(db, clock),
+            leases=leases,
             owner=poller.owner,
         ),
         callbacks=Callbacks(jobs, FalSignatures(http, settings.fal_jwks_url, clock)),

@@ -20,12 +20,19 @@ from bot.application import App, build_application
 from bot.container import Services
 from bot.settings import Settings
 from services.model.jobs import Job, JobState
+from tests.fakes.fal import FakeFal
+from tests.fakes.muapi import FakeMuapi
+from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
-from tests.media_factory import make_photo
+from tests.media_factory import make_photo, make_video
 
 # A PostgreSQL server the tests may create databases on (CI starts one); without it, the
 # PostgreSQL variants of tests are skipped on a developer's machine, and fail in CI.
 POSTGRES = os.environ.get("TEST_POSTGRES_URL", "")
+
+# Provider keys of the fake muapi and fal the text-to-video and story tests run on.
+MUAPI_KEY = "muapi-test-key-words-0123456789"
+FAL_KEY = "fal-test-key-words-0123:secret"
 
 # Shaped like a real BotFather token so that redaction is exercised for real.
 TOKEN = "7000000001:AAHk3vTestTokenForTheFakeServer0123456"
@@ -187,3 +194,25 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         await db.open()
         stack.push_async_callback(db.close)
         yield db
+
+
+@pytest.fixture(scope="session")
+def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 2 s MP4 with sound: what the fake providers hand back as a made video."""
+    return make_video(tmp_path_factory.mktemp("made") / "out.mp4", seconds=2.0, audio=True)
+
+
+@pytest.fixture
+async def muapi(output: Path) -> AsyncIterator[FakeMuapi]:
+    """A fake muapi with the ``MUAPI_KEY`` account, making each video in one poll."""
+    async with FakeMuapi(api_key=MUAPI_KEY) as fake:
+        fake.scenario = Scenario(output=output, polls_before_done=1)
+        yield fake
+
+
+@pytest.fixture
+async def fal(output: Path) -> AsyncIterator[FakeFal]:
+    """A fake fal with the ``FAL_KEY`` account, making each video in one poll."""
+    async with FakeFal(key=FAL_KEY) as fake:
+        fake.scenario = Scenario(output=output, polls_before_done=1)
+        yield fake

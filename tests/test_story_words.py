@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ from services.conversation.story_plan import parse_shot_edit, subject_words
 from services.media.ffmpeg import probe
 from services.model.jobs import JobKind, JobState
 from tests.conftest import (
+    FAL_KEY,
+    MUAPI_KEY,
     USER,
     data_for,
     delivered_jobs,
@@ -28,10 +29,7 @@ from tests.fakes.fal import FakeFal
 from tests.fakes.muapi import FakeMuapi
 from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
-from tests.media_factory import make_video
 
-MUAPI_KEY = "muapi-test-key-story-0123456789"
-FAL_KEY = "fal-test-key-story-0123:secret"
 MUAPI_T2V = "kling-v2.5-turbo-pro-t2v"
 FAL_T2V = "fal-ai/kling-video/v2.5-turbo/pro/text-to-video"
 
@@ -75,25 +73,6 @@ def test_plan_helpers_read_the_words() -> None:
     assert parse_shot_edit("what a nice plan") is None
     assert asked_seconds("a 30 second video of waves") == 30
     assert asked_seconds("видео на 2 минуты") == 120
-
-
-@pytest.fixture(scope="module")
-def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_video(tmp_path_factory.mktemp("story") / "out.mp4", seconds=2.0, audio=True)
-
-
-@pytest.fixture
-async def muapi(output: Path) -> AsyncIterator[FakeMuapi]:
-    async with FakeMuapi(api_key=MUAPI_KEY) as fake:
-        fake.scenario = Scenario(output=output, polls_before_done=1)
-        yield fake
-
-
-@pytest.fixture
-async def fal(output: Path) -> AsyncIterator[FakeFal]:
-    async with FakeFal(key=FAL_KEY) as fake:
-        fake.scenario = Scenario(output=output, polls_before_done=1)
-        yield fake
 
 
 def on_muapi(tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path, **extra: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +10,21 @@ import pytest
 
 from services.conversation.intents import asks_for_video, wants_fast
 from services.model.jobs import JobKind, JobState
-from tests.conftest import USER, data_for, delivered_jobs, make_settings, reply_to, running_bot
+from tests.conftest import (
+    FAL_KEY,
+    MUAPI_KEY,
+    USER,
+    data_for,
+    delivered_jobs,
+    make_settings,
+    reply_to,
+    running_bot,
+)
 from tests.fakes.fal import FakeFal
 from tests.fakes.llm import FakeLLM
 from tests.fakes.muapi import FakeMuapi
-from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
-from tests.media_factory import make_video
 
-MUAPI_KEY = "muapi-test-key-t2v-0123456789"
-FAL_KEY = "fal-test-key-t2v-0123:secret"
 LLM_KEY = "sk-llm-test-key-0123456789"
 MUAPI_T2V = "kling-v2.5-turbo-pro-t2v"
 FAL_T2V = "fal-ai/kling-video/v2.5-turbo/pro/text-to-video"
@@ -73,25 +77,6 @@ def test_draft_words_ask_for_the_fast_mode_and_ordinary_words_do_not() -> None:
     assert wants_fast("a quick draft of a cat") and wants_fast("черновик: кот на диване")
     assert not wants_fast("a fast car on a highway at night")
     assert not wants_fast("a draft horse in a field") and not wants_fast("previewing the sea")
-
-
-@pytest.fixture(scope="module")
-def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_video(tmp_path_factory.mktemp("t2v") / "out.mp4", seconds=2.0)
-
-
-@pytest.fixture
-async def muapi(output: Path) -> AsyncIterator[FakeMuapi]:
-    async with FakeMuapi(api_key=MUAPI_KEY) as fake:
-        fake.scenario = Scenario(output=output, polls_before_done=1)
-        yield fake
-
-
-@pytest.fixture
-async def fal(output: Path) -> AsyncIterator[FakeFal]:
-    async with FakeFal(key=FAL_KEY) as fake:
-        fake.scenario = Scenario(output=output, polls_before_done=1)
-        yield fake
 
 
 def on_muapi(tg: FakeTelegram, muapi: FakeMuapi, tmp_path: Path, **extra: Any) -> Any:

@@ -123,7 +123,7 @@ class Desk:
             moved = await self._queue(job, message_id)
         except QuotaExceeded as exc:
             # Also when another request of theirs took the credits after the check.
-            await self.say(user, "no_credits", params=self._quota_params(exc, user.language))
+            await self.say(user, "no_credits", params=self.quota_params(exc, user.language))
             return None
         if not moved:
             return text(job.language, "already_started")
@@ -159,7 +159,7 @@ class Desk:
         elif answer:
             await self.messenger.send_text(user.chat_id, answer, reply_to=reply_to)
 
-    def _quota_params(self, exc: QuotaExceeded, lang: str) -> dict[str, object]:
+    def quota_params(self, exc: QuotaExceeded, lang: str) -> dict[str, object]:
         reset = views.reset_time(lang, exc.resets_at, self.clock(), self.credits.zone)
         return {**reset, "needed": exc.needed, "available": exc.available}
 

@@ -384,32 +384,7 @@ class Studio(Desk):
             return text(job.language, "button_expired")
         if kind.inputs and (not job.input_path or not Path(job.input_path).is_file()):
             return text(job.language, "button_expired")
-        clone = replace(
-            job,
-            id=0,
-            state=S.DRAFT,
-            source_message_id=None,
-            card_message_id=None,
-            status_message_id=None,
-            status_text=None,
-            status_edited_at=None,
-            external_id=None,
-            provider_data={},
-            provider_status=None,
-            progress=None,
-            queue_position=None,
-            same_status_polls=0,
-            poll_errors=0,
-            output_url=None,
-            output_path=None,
-            error=None,
-            attempts=0,
-            submitted_at=None,
-            finished_at=None,
-            next_poll_at=None,
-            lease_owner=None,
-            lease_until=None,
-        )
+        clone = job.anew(S.DRAFT)
         created, _ = await self.jobs.create(clone)
         await self.send_card(created)
         return None

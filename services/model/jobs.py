@@ -119,6 +119,12 @@ class Job:
         """Requested aspect ratio, e.g. ``16:9``."""
         return str(self.params.get("aspect", "16:9"))
 
+    def anew(self, state: JobState, **changes: Any) -> Job:
+        """A new job asking what this one asked, with the same inputs, and nothing of this
+        one's run (its messages, provider request, progress, result or lease)."""
+        asked = {name: getattr(self, name) for name in REQUEST_FIELDS}
+        return Job(id=0, state=state, **{**asked, **changes})
+
     @property
     def is_shot(self) -> bool:
         """Whether this job is one shot of a story (it speaks to the user through the story)."""
@@ -140,6 +146,23 @@ class Job:
         return cls(**data)
 
 
+# What a job asks for and with what: carried over when the same request is made again.
+REQUEST_FIELDS = (
+    "user_id",
+    "chat_id",
+    "kind",
+    "provider",
+    "model",
+    "prompt",
+    "params",
+    "cost",
+    "language",
+    "input_path",
+    "input_file_id",
+    "input_file_unique_id",
+    "parent_id",
+    "step",
+)
 JSON_COLUMNS = frozenset({"params", "provider_data"})
 # Columns a caller may set; anything else is a programming error (and never user input).
 JOB_COLUMNS = frozenset(

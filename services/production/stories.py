@@ -399,28 +399,4 @@ def _next_attempt(failed: Job | None, fell_back: set[int]) -> Job | None:
         params["duration"] = min(following.durations, key=lambda d: abs(d - failed.duration))
     if following.aspects and failed.aspect not in following.aspects:
         params["aspect"] = following.aspects[0]
-    return _fresh(failed, model=following.key, params=params)
-
-
-def _fresh(job: Job, **changes: object) -> Job:
-    """A new attempt at ``job``: same inputs, nothing of the old attempt's progress."""
-    values = {
-        name: getattr(job, name)
-        for name in (
-            "user_id",
-            "chat_id",
-            "kind",
-            "provider",
-            "model",
-            "prompt",
-            "params",
-            "cost",
-            "language",
-            "input_path",
-            "input_file_id",
-            "input_file_unique_id",
-            "step",
-        )
-    }
-    values.update(changes)
-    return Job(id=0, state=S.QUEUED, next_poll_at=0.0, **values)
+    return failed.anew(S.QUEUED, model=following.key, params=params, next_poll_at=0.0)

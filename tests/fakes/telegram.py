@@ -25,13 +25,13 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import BodyPartReader, hdrs, web
 
+from tests.fakes.server import LocalServer
 from tests.fakes.telegram_store import (
     NOT_MODIFIED,
     QUERY_TOO_OLD,
@@ -166,7 +166,7 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-class FakeTelegram:
+class FakeTelegram(LocalServer):
     """An in-process HTTP server that mimics the Telegram Bot API."""
 
     def __init__(
@@ -185,6 +185,7 @@ class FakeTelegram:
         max_stored_file_bytes: int = 64 * 1024 * 1024,
         strict_chats: bool = True,
     ) -> None:
+        super().__init__()
         self.token = token
         self.bot_id = bot_id
         self.bot_username = bot_username
@@ -227,8 +228,6 @@ class FakeTelegram:
         self.webhook_target: str | None = None
         self.webhook_posts: list[tuple[int, int]] = []  # (update_id, HTTP status)
         self._webhook_task: asyncio.Task[None] | None = None
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
         self._handlers: dict[str, tuple[str, Handler]] = {
@@ -261,16 +260,15 @@ class FakeTelegram:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
-        """Start listening on a random 127.0.0.1 port."""
+    def application(self) -> web.Application:
         app = web.Application(client_max_size=200 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         app.router.add_get("/file/bot{token}/{file_path:.+}", self._handle_file)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
+        return app
+
+    async def start(self) -> None:
+        """Start listening on a random 127.0.0.1 port."""
+        await super().start()
         self._loop = asyncio.get_running_loop()
         self._thread_id = threading.get_ident()
         self._closing = False
@@ -283,28 +281,7 @@ class FakeTelegram:
             self._webhook_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._webhook_task
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def root(self) -> str:
-        """Base URL of the server, e.g. ``http://127.0.0.1:41234``."""
-        if self._port is None:
-            raise RuntimeError("FakeTelegram is not started")
-        return f"http://127.0.0.1:{self._port}"
+        await super().stop()
 
     @property
     def api_url(self) -> str:
