@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -231,7 +232,10 @@ class Settings(BaseSettings):
             self.llm_api_key,
             self.telegram_webhook_secret,
         ]
-        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        # A database driver may quote its connection string in an error: its password too.
+        password = urlsplit(self.database_url).password
+        return found + ([unquote(password)] if password else [])
 
 
 def describe_error(exc: Exception) -> str:

@@ -49,6 +49,7 @@ def test_the_database_password_never_shows_in_what_the_bot_prints(tmp_path: Path
         database_url="postgresql://studio:s3cret-pass@db.internal:5432/studio",
     )
     assert settings.database_label == "postgresql://studio:***@db.internal:5432/studio"
+    assert "s3cret-pass" in settings.secrets()  # redacted from every log line
     with pytest.raises(ValueError, match="postgresql://"):
         Settings(_env_file=None, telegram_bot_token="1:x", database_url="mysql://x")  # type: ignore[call-arg]
 
