@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
+import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -29,6 +31,12 @@ from tests.media_factory import make_photo, make_video
 # A PostgreSQL server the tests may create databases on (CI starts one); without it, the
 # PostgreSQL variants of tests are skipped on a developer's machine, and fail in CI.
 POSTGRES = os.environ.get("TEST_POSTGRES_URL", "")
+# The database the end-to-end tests run the bot on: SQLite, the embedded default, unless
+# TEST_DATABASE=postgres, when each test gets a fresh database on that server (CI runs the
+# end-to-end suites both ways).
+ON_POSTGRES = os.environ.get("TEST_DATABASE", "sqlite") == "postgres"
+
+T = TypeVar("T")
 
 # Provider keys of the fake muapi and fal the text-to-video and story tests run on.
 MUAPI_KEY = "muapi-test-key-words-0123456789"
@@ -45,7 +53,7 @@ def make_settings(tg: FakeTelegram, tmp_path: Path, **overrides: Any) -> Setting
     values: dict[str, Any] = {
         "telegram_bot_token": tg.token,
         "telegram_api_url": tg.root,
-        "database_url": f"sqlite:///{tmp_path / 'bot.db'}",
+        "database_url": database_url_for(tmp_path),
         "data_dir": tmp_path / "data",
         "poll_interval_seconds": 0.2,
         "poller_tick_seconds": 0.1,
@@ -57,6 +65,82 @@ def make_settings(tg: FakeTelegram, tmp_path: Path, **overrides: Any) -> Setting
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def _in_thread(work: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to the end from synchronous code called inside the test's loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
+def _postgres_required() -> None:
+    if not POSTGRES:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL tests: set TEST_POSTGRES_URL")
+        pytest.skip("no PostgreSQL server: set TEST_POSTGRES_URL to run these")
+
+
+# The PostgreSQL databases made for the running test, by its tmp_path: one per test, however
+# many times it starts the bot, and dropped when it ends.
+_test_databases: dict[Path, str] = {}
+
+
+def database_url_for(tmp_path: Path) -> str:
+    """The database a test's bot runs on: ``bot.db`` in its folder, or (``TEST_DATABASE=
+    postgres``) a fresh PostgreSQL database of its own."""
+    if not ON_POSTGRES:
+        return f"sqlite:///{tmp_path / 'bot.db'}"
+    if tmp_path not in _test_databases:
+        _postgres_required()
+        _test_databases[tmp_path] = _in_thread(_create_database())
+    return _test_databases[tmp_path]
+
+
+def db_rows(tmp_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows straight from the test's database, as another process would see them."""
+    if not ON_POSTGRES:
+        with contextlib.closing(sqlite3.connect(tmp_path / "bot.db")) as conn:
+            return [tuple(row) for row in conn.execute(sql, params)]
+    from services.storage.postgres import dollar_params
+
+    async def fetch() -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(database_url_for(tmp_path))
+        try:
+            return [tuple(row) for row in await conn.fetch(dollar_params(sql), *params)]
+        finally:
+            await conn.close()
+
+    return _in_thread(fetch())
+
+
+sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="about SQLite's own file and locks")
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    yield
+    while _test_databases:
+        _, url = _test_databases.popitem()
+        _in_thread(_drop_database(url))
+
+
+async def _create_database() -> str:
+    name = f"studio_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return urlunsplit(urlsplit(POSTGRES)._replace(path=f"/{name}"))
+
+
+async def _drop_database(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    admin = await asyncpg.connect(POSTGRES)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @asynccontextmanager
@@ -153,24 +237,12 @@ async def reply_to(tg: FakeTelegram, message: dict[str, Any], timeout: float = 3
 @asynccontextmanager
 async def fresh_postgres() -> AsyncIterator[str]:
     """A fresh, empty PostgreSQL database on the ``TEST_POSTGRES_URL`` server; dropped after."""
-    if not POSTGRES:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the PostgreSQL tests: set TEST_POSTGRES_URL")
-        pytest.skip("no PostgreSQL server: set TEST_POSTGRES_URL to run these")
-    name = f"studio_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES)
+    _postgres_required()
+    url = await _create_database()
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield url
     finally:
-        await admin.close()
-    try:
-        yield urlunsplit(urlsplit(POSTGRES)._replace(path=f"/{name}"))
-    finally:
-        admin = await asyncpg.connect(POSTGRES)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await _drop_database(url)
 
 
 @pytest.fixture

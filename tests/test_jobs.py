@@ -217,14 +217,15 @@ def test_callback_data_is_compact_and_forged_data_is_rejected() -> None:
         assert messages.parse_button(forged) is None
 
 
-async def test_housekeeping_forgets_old_update_ids_and_unused_inputs(tmp_path: Path) -> None:
+async def test_housekeeping_forgets_old_update_ids_and_unused_inputs(
+    tmp_path: Path, database: Database
+) -> None:
     import os
 
     from services.production.housekeeping import Housekeeping
 
     now = [1_000_000.0]
-    db = SqliteDatabase(tmp_path / "h.db")
-    await db.open()
+    db = database
     updates, jobs = UpdateRepository(db, lambda: now[0]), JobRepository(db, lambda: now[0])
     inbound = tmp_path / "data" / "inbound"
     inbound.mkdir(parents=True)
@@ -242,7 +243,6 @@ async def test_housekeeping_forgets_old_update_ids_and_unused_inputs(tmp_path: P
     await Housekeeping(updates, jobs, albums, tmp_path / "data", lambda: now[0]).run()
     assert not await updates.seen(1) and await updates.seen(2)
     assert not old.exists() and kept.exists()
-    await db.close()
 
 
 async def test_settling_happens_with_the_transition_and_only_once(database: Database) -> None:

@@ -5,14 +5,23 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import sys
 from pathlib import Path
 
 import pytest
 
 from services.model.jobs import JobState
-from tests.conftest import TOKEN, USER, data_for, make_settings, reply_to, running_bot, services_of
+from tests.conftest import (
+    TOKEN,
+    USER,
+    data_for,
+    database_url_for,
+    db_rows,
+    make_settings,
+    reply_to,
+    running_bot,
+    services_of,
+)
 from tests.fakes.muapi import FakeMuapi
 from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
@@ -59,7 +68,7 @@ class BotProcess:
             "PYTHONPATH": str(ROOT),
             "TELEGRAM_BOT_TOKEN": tg.token,
             "TELEGRAM_API_URL": tg.root,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+            "DATABASE_URL": database_url_for(tmp_path),
             "DATA_DIR": str(tmp_path / "data"),
             "POLL_INTERVAL_SECONDS": "0.3",
             "POLLER_TICK_SECONDS": "0.1",
@@ -101,17 +110,23 @@ class BotProcess:
                 await self.kill9()
 
 
-def outcomes(tg: FakeTelegram) -> list[object]:
-    """The videos, and the notices of a job caught mid-submit (never sent again)."""
-    notices = [m for m in tg.messages(USER) if "won't send it again" in (m.text_plain or "")]
-    return [*tg.videos(USER), *notices]
+# What a person is told instead of getting the video when a process died at the one moment
+# that cannot be repeated safely: mid-submit (never sent again, not charged) or mid-upload to
+# Telegram (it may be in the chat already: a button sends it again).
+UNSURE = ("won't send it again", "did not confirm it arrived")
 
 
-async def assert_one_outcome(tg: FakeTelegram) -> None:
-    """Exactly one video or one "won't send it again" notice, however long a duplicate takes."""
-    await tg.wait_for(lambda: outcomes(tg), timeout=90)
+def outcomes(tg: FakeTelegram, user: int = USER) -> list[object]:
+    """The videos, and the notices of a job whose one unrepeatable step a kill cut short."""
+    notices = [m for m in tg.messages(user) if any(s in (m.text_plain or "") for s in UNSURE)]
+    return [*tg.videos(user), *notices]
+
+
+async def assert_one_outcome(tg: FakeTelegram, users: tuple[int, ...] = (USER,)) -> None:
+    """For each user, exactly one video or one notice, however long a duplicate takes."""
+    await tg.wait_for(lambda: all(outcomes(tg, user) for user in users), timeout=90)
     await asyncio.sleep(2.0)  # give a duplicate every chance to show up before counting
-    assert len(outcomes(tg)) == 1, tg.dump()
+    assert [len(outcomes(tg, user)) for user in users] == [1] * len(users), tg.dump()
 
 
 @pytest.mark.parametrize("kill_after", [0.0, 0.4, 1.2], ids=["at-confirm", "early", "rendering"])
@@ -190,6 +205,13 @@ def _dying(original):
 
 db.SqliteTransaction.execute = _dying(db.SqliteTransaction.execute)
 db.SqliteDatabase.execute = _dying(db.SqliteDatabase.execute)
+try:
+    from services.storage import postgres
+except ImportError:
+    pass
+else:
+    postgres.PostgresTransaction.execute = _dying(postgres.PostgresTransaction.execute)
+    postgres.PostgresDatabase.execute = _dying(postgres.PostgresDatabase.execute)
 """
 
 
@@ -209,9 +231,8 @@ async def test_kill_9_while_credits_are_held_strands_nothing(
         tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
         assert bot.proc is not None
         assert await asyncio.wait_for(bot.proc.wait(), 30) == -signal.SIGKILL
-        with sqlite3.connect(tmp_path / "bot.db") as db:
-            held = db.execute("SELECT entry, amount FROM ledger").fetchall()
-            (state,) = db.execute("SELECT state FROM jobs").fetchone()
+        held = db_rows(tmp_path, "SELECT entry, amount FROM ledger")
+        [(state,)] = db_rows(tmp_path, "SELECT state FROM jobs")
         assert held == [] and state == "draft"  # nothing held, nothing queued
 
         bot.env["PYTHONPATH"] = plain_path
@@ -223,8 +244,7 @@ async def test_kill_9_while_credits_are_held_strands_nothing(
         assert len(tg.videos(USER)) == 1
     finally:
         await bot.stop()
-    with sqlite3.connect(tmp_path / "bot.db") as db:
-        entries = [e for (e,) in db.execute("SELECT entry FROM ledger ORDER BY id")]
+    entries = [e for (e,) in db_rows(tmp_path, "SELECT entry FROM ledger ORDER BY id")]
     assert entries == ["reserve", "keep"]
 
 
@@ -233,14 +253,12 @@ async def test_kill_9_mid_story_resumes_it_and_never_makes_a_shot_twice(
 ) -> None:
     bot = BotProcess(tg, tmp_path)
     await bot.start()
-    database = tmp_path / "bot.db"
 
     def shots() -> list[tuple[int, str]]:
-        with sqlite3.connect(database) as conn:
-            rows = conn.execute(
-                "SELECT step, state FROM jobs WHERE parent_id IS NOT NULL ORDER BY step, id"
-            )
-            return [(int(step), str(state)) for step, state in rows]
+        rows = db_rows(
+            tmp_path, "SELECT step, state FROM jobs WHERE parent_id IS NOT NULL ORDER BY step, id"
+        )
+        return [(int(step), str(state)) for step, state in rows]
 
     try:
         album = [("photo", photo_bytes), ("photo", portrait_bytes), ("photo", photo_bytes)]
@@ -277,14 +295,13 @@ async def test_kill_9_mid_story_from_words_never_sends_or_bills_a_shot_twice(
         bot = BotProcess(tg, tmp_path)
         bot.env.update(MUAPI_API_KEY=MUAPI_KEY, MUAPI_BASE_URL=muapi.root)
         await bot.start()
-        database = tmp_path / "bot.db"
 
         def shot_rows() -> list[tuple[int, str]]:
-            with sqlite3.connect(database) as conn:
-                rows = conn.execute(
-                    "SELECT step, state FROM jobs WHERE parent_id IS NOT NULL ORDER BY step, id"
-                )
-                return [(int(step), str(state)) for step, state in rows]
+            rows = db_rows(
+                tmp_path,
+                "SELECT step, state FROM jobs WHERE parent_id IS NOT NULL ORDER BY step, id",
+            )
+            return [(int(step), str(state)) for step, state in rows]
 
         try:
             card_id = await reply_to(tg, tg.user_message(USER, text="a 3-shot story about a kite"))
@@ -306,8 +323,7 @@ async def test_kill_9_mid_story_from_words_never_sends_or_bills_a_shot_twice(
         # Each shot went to the provider once; the shots running at the kill were followed on.
         assert len(muapi.accepted_submits()) == 3
         assert sorted(shot_rows()) == [(0, "delivered"), (1, "delivered"), (2, "delivered")]
-        with sqlite3.connect(database) as conn:
-            entries = conn.execute(
-                "SELECT entry, SUM(amount) FROM ledger GROUP BY entry ORDER BY entry"
-            ).fetchall()
+        entries = db_rows(
+            tmp_path, "SELECT entry, SUM(amount) FROM ledger GROUP BY entry ORDER BY entry"
+        )
         assert entries == [("keep", 300), ("reserve", 300)]

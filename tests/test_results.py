@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from services.model.jobs import JobState
 from services.providers.base import JobSpec, ProviderState
 from services.providers.catalogue import ModelKind, default_model
 from services.providers.local import LocalStudio
-from tests.conftest import USER, make_settings, running_bot
+from tests.conftest import USER, db_rows, make_settings, running_bot
 from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
 from tests.media_factory import _ffmpeg, make_video
@@ -95,10 +94,7 @@ async def test_a_blank_provider_result_is_refunded_not_delivered(
             await tg.wait_for(lambda: "could not be processed" in plain(tg))
     assert job.state == JobState.FAILED
     assert tg.videos(USER) == []
-    with sqlite3.connect(tmp_path / "bot.db") as db:
-        ledger = db.execute(
-            "SELECT entry FROM ledger WHERE job_id = ? ORDER BY id", (job.id,)
-        ).fetchall()
+    ledger = db_rows(tmp_path, "SELECT entry FROM ledger WHERE job_id = ? ORDER BY id", (job.id,))
     assert [entry for (entry,) in ledger] == ["reserve", "refund"]
 
 

@@ -11,9 +11,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.conftest import TOKEN, USER, data_for, reply_to
+from tests.conftest import MUAPI_KEY, TOKEN, USER, data_for, reply_to
+from tests.fakes.muapi import FakeMuapi
+from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
-from tests.test_restart import BotProcess, assert_one_outcome
+from tests.test_restart import BotProcess, assert_one_outcome, outcomes
 
 
 def on(pg_url: str, process: BotProcess) -> BotProcess:
@@ -80,6 +82,103 @@ async def test_a_worker_killed_mid_job_is_replaced_and_the_video_arrives_once(
     finally:
         await second.stop()
         await ingress.stop()
+
+
+async def rows(pg_url: str, sql: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        return list(await conn.fetch(sql))
+    finally:
+        await conn.close()
+
+
+# Where each step of a provider job can be caught: the job's state, and what makes the step
+# last long enough for a kill to land in it.
+STEPS = {
+    # The provider takes 3 s to accept the submit.
+    "submitting": "state = 'submitting'",
+    # The video takes 6 s to make: the job is followed by polls meanwhile.
+    "polling": "state = 'running'",
+    # Telegram takes 4 s to read the upload, which has gone out whole (and is marked so).
+    "uploading": "state = 'delivering' AND provider_data LIKE '%upload_sent%'",
+}
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+async def test_three_workers_one_killed_mid_step_every_video_arrives_once_or_is_refunded(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes, pg_url: str, output: Path, step: str
+) -> None:
+    async with FakeMuapi(api_key=MUAPI_KEY) as muapi:
+        muapi.scenario = Scenario(
+            output=output,
+            polls_before_done=1,
+            submit_delay=3.0 if step == "submitting" else 0.0,
+            done_after=6.0 if step == "polling" else None,
+        )
+        if step == "uploading":
+            tg.stall_before["sendvideo"] = 4.0
+        processes = [on(pg_url, BotProcess(tg, tmp_path, "ingress", log="ingress.log"))]
+        processes += [
+            on(pg_url, BotProcess(tg, tmp_path, "worker", log=f"worker-{n}.log")) for n in range(3)
+        ]
+        for process in processes:
+            process.env.update(MUAPI_API_KEY=MUAPI_KEY, MUAPI_BASE_URL=muapi.root)
+        users = (USER, USER + 1, USER + 2)
+        for process in processes:
+            await process.start()
+        try:
+            for user in users:
+                msg = tg.user_message(user, photo=photo_bytes, caption="zoom in")
+                card_id = await reply_to(tg, msg, timeout=60)
+                tg.press_button(user, card_id, data_for(tg, user, card_id, "go"))
+
+            # The worker that holds a job in that step is killed, whole process group.
+            async def holder() -> str | None:
+                found = await rows(
+                    pg_url, f"SELECT lease_owner FROM jobs WHERE {STEPS[step]} LIMIT 1"
+                )
+                return found[0]["lease_owner"] if found else None
+
+            deadline = asyncio.get_running_loop().time() + 60
+            while (owner := await holder()) is None:
+                assert asyncio.get_running_loop().time() < deadline, tg.dump()
+                await asyncio.sleep(0.05)
+            pid = int(owner.rsplit(":", 1)[1])
+            [victim] = [p for p in processes[1:] if p.proc is not None and p.proc.pid == pid]
+            await victim.kill9()
+            await assert_one_outcome(tg, users)
+        finally:
+            for process in processes:
+                await process.stop()
+        # Nobody got a video twice, no job went to the provider twice, and every job ended
+        # with its credits settled once: kept for a video, given back for a notice.
+        # (A submit cut off by the kill may or may not have reached the provider.)
+        assert len(muapi.accepted_submits()) in ((2, 3) if step == "submitting" else (3,))
+        ends = await rows(
+            pg_url,
+            "SELECT j.state, string_agg(l.entry, ',' ORDER BY l.id) AS entries "
+            "FROM jobs j JOIN ledger l ON l.job_id = j.id GROUP BY j.id ORDER BY j.id",
+        )
+        assert {(r["state"], r["entries"]) for r in ends} <= {
+            ("delivered", "reserve,keep"),
+            ("unknown", "reserve,refund"),
+        }, ends
+        assert len(ends) == 3
+        videos = sum(len(tg.videos(user)) for user in users)
+        notices = sum(len(outcomes(tg, user)) for user in users) - videos
+        # The jobs the dead worker held in that step (one or more) end in a notice: caught
+        # mid-submit (refunded) or gone out whole to Telegram (a button sends it again).
+        unknown = sum(r["state"] == "unknown" for r in ends)
+        if step == "polling":
+            assert notices == 0 and videos == 3, tg.dump()
+        else:
+            assert notices >= 1, tg.dump()
+            assert unknown == (notices if step == "submitting" else 0)
+        for process in processes:
+            log = process.log.read_text(errors="replace")
+            assert TOKEN not in log and MUAPI_KEY not in log
+            if process is not victim:
+                assert "Traceback" not in log, log[-3000:]
 
 
 async def test_housekeeping_runs_in_one_process_at_a_time(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ any reason stops its ffmpeg and frees its slot for the next person at once."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from services.production import messages
 from services.providers.base import JobSpec, ProviderState
 from services.providers.catalogue import ModelKind, default_model
 from services.providers.local import LocalStudio
-from tests.conftest import OTHER_USER, USER, make_settings, running_bot, services_of
+from tests.conftest import OTHER_USER, USER, db_rows, make_settings, running_bot, services_of
 from tests.fakes.telegram import FakeTelegram
 from tests.media_factory import _ffmpeg, ffmpeg_children
 from tests.test_jobs import running_job
@@ -157,8 +156,5 @@ async def test_an_endless_render_cannot_keep_the_next_person_waiting(
     # The second person waited for the first job's time limit, not for its endless render.
     assert waited < 40
     assert tg.videos(USER) == []
-    with sqlite3.connect(tmp_path / "bot.db") as db:
-        rows = db.execute(
-            "SELECT entry FROM ledger WHERE job_id = ? ORDER BY id", (ended.id,)
-        ).fetchall()
+    rows = db_rows(tmp_path, "SELECT entry FROM ledger WHERE job_id = ? ORDER BY id", (ended.id,))
     assert [r[0] for r in rows] == ["reserve", "refund"]

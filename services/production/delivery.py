@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,9 +58,16 @@ class Delivery:
         self.retry_wait_cap = retry_wait_cap
 
     async def deliver(
-        self, job: Job, path: Path, keyboard: Keyboard | None, *, as_document: bool = False
+        self,
+        job: Job,
+        path: Path,
+        keyboard: Keyboard | None,
+        *,
+        as_document: bool = False,
+        on_sent_whole: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
-        """Send ``path`` to the job's chat; shrink it first if it is over the upload limit."""
+        """Send ``path`` to the job's chat; shrink it first if it is over the upload limit.
+        ``on_sent_whole`` runs when an upload has gone out whole (see Messenger.send_video)."""
         info = await media.probe(path)
         # The poller fails (and refunds) a job whose result is no video a person could watch.
         if not info.has_video or not info.duration:
@@ -87,12 +95,12 @@ class Delivery:
         )
         try:
             sent = await self._send_with_retries(
-                job, path, info, caption(job, note), keyboard, as_document
+                job, path, info, caption(job, note), keyboard, as_document, on_sent_whole
             )
             if sent is None and not as_document:
                 # Some videos are refused as videos but accepted as plain files.
                 sent = await self._send_with_retries(
-                    job, path, info, caption(job, note), keyboard, True
+                    job, path, info, caption(job, note), keyboard, True, on_sent_whole
                 )
         except MessengerError as exc:
             if exc.kind == "unclear":
@@ -113,6 +121,7 @@ class Delivery:
         text_caption: str,
         keyboard: Keyboard | None,
         as_document: bool,
+        on_sent_whole: Callable[[], Awaitable[None]] | None = None,
     ) -> SentMedia | None:
         for attempt in range(SEND_RETRIES + 1):
             try:
@@ -132,6 +141,7 @@ class Delivery:
                         duration=info.duration,
                         keyboard=keyboard,
                         as_document=as_document,
+                        on_sent_whole=on_sent_whole,
                     )
             except MessengerError as exc:
                 log.warning(

@@ -100,6 +100,8 @@ POLL_STATES = frozenset({S.QUEUED, S.SUBMITTING, S.RUNNING})
 CALLING_BACK = frozenset({"muapi", "fal"})  # the providers that report completion
 CALLBACK_SLOWDOWN = 4  # how much slower a job that will call back is polled
 DELIVERY_STATES = frozenset({S.DOWNLOADING, S.DELIVERING})
+# Written into a job's provider data once its video has gone out to Telegram whole.
+UPLOAD_SENT = "upload_sent"
 
 
 @dataclass
@@ -559,6 +561,19 @@ class Poller:
         if not job.output_path or not path.is_file():
             await self.jobs.transition(job.id, S.DELIVERING, S.DOWNLOADING)
             return 0
+        if job.provider_data.get(UPLOAD_SENT):
+            # A process died (or lost its lease) after this video had gone out whole and
+            # before Telegram's answer: it may well be in the chat, and Telegram cannot say.
+            # Sending it again could show it twice, so the user decides, as when Telegram
+            # never answers an upload. (An upload cut off midway is simply sent again.)
+            await self._unconfirmed(job, path)
+            return None
+
+        async def sent_whole() -> None:
+            await self.jobs.update(
+                job.id, provider_data={**job.provider_data, UPLOAD_SENT: self.clock()}
+            )
+
         try:
             async with self.endings.status_when_slow(job):
                 outcome = await self.delivery.deliver(
@@ -566,23 +581,15 @@ class Poller:
                     path,
                     messages.after_delivery(job),
                     as_document=bool(job.params.get("as_file")),
+                    on_sent_whole=sent_whole,
                 )
         except MediaError as exc:
             log.warning("job %s: output unreadable: %s", job.id, exc)
             await self.endings.fail(job, S.FAILED, "failed_media")
             return None
         if outcome.unconfirmed and outcome.path is not None:
-            # Telegram holds the whole upload and most likely posted it: a resend could show the
-            # video twice, so the user decides, with the file kept for the button.
-            await self.jobs.transition(
-                job.id, S.DELIVERING, S.DELIVERED, settle="keep", finished_at=self.clock()
-            )
-            self._keep_output(job, outcome.path)
-            log.warning("job %s: upload unconfirmed; offering to send it again", job.id)
-            unconfirmed = text(job.language, "status_unconfirmed")
-            if not await self.endings.edit_status(job, unconfirmed, keyboard=messages.resend(job)):
-                await self.messenger.send_text(job.chat_id, unconfirmed, messages.resend(job))
-            await self.endings.clean(job)
+            # Telegram holds the whole upload and most likely posted it.
+            await self._unconfirmed(job, outcome.path)
             return None
         if outcome.sent is None:
             await self.endings.fail(job, S.FAILED, "failed_delivery", notify=False)
@@ -617,6 +624,20 @@ class Poller:
         await self.endings.edit_status(job, done, keyboard=None)
         await self.endings.clean(job)
         return None
+
+    async def _unconfirmed(self, job: Job, path: Path) -> None:
+        """The video may or may not be in the chat: charge it (it was made), keep the file and
+        offer a button to send it again rather than risk showing it twice."""
+        if not await self.jobs.transition(
+            job.id, S.DELIVERING, S.DELIVERED, settle="keep", finished_at=self.clock()
+        ):
+            return
+        self._keep_output(job, path)
+        log.warning("job %s: upload unconfirmed; offering to send it again", job.id)
+        unconfirmed = text(job.language, "status_unconfirmed")
+        if not await self.endings.edit_status(job, unconfirmed, keyboard=messages.resend(job)):
+            await self.messenger.send_text(job.chat_id, unconfirmed, messages.resend(job))
+        await self.endings.clean(job)
 
     def _keep_output(self, job: Job, path: Path) -> None:
         # Kept a day for "As file" and "Send it again"; housekeeping removes it after that.

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,8 +238,11 @@ class Messenger:
         duration: float | None,
         keyboard: Keyboard | None = None,
         as_document: bool = False,
+        on_sent_whole: Callable[[], Awaitable[None]] | None = None,
     ) -> SentMedia:
-        """Upload a video (or the file as a document), streaming it from disk."""
+        """Upload a video (or the file as a document), streaming it from disk.
+        ``on_sent_whole`` runs once the last byte has been handed to the connection: from
+        then on Telegram may post the video whatever becomes of this process."""
         method, field = ("sendDocument", "document") if as_document else ("sendVideo", "video")
         data: dict[str, str] = {
             "chat_id": str(chat_id),
@@ -258,16 +262,15 @@ class Messenger:
             data[field] = path.resolve().as_uri()
             result = await self._call(method, chat_id, data=data)
         else:
-            with path.open("rb") as handle:
+            with path.open("rb") as raw:
+                handle = _WatchedFile(raw, on_sent_whole)
                 files = {field: (f"video-{path.stem}.mp4", handle, "video/mp4")}
-                size = path.stat().st_size
-                result = await self._call(
-                    method,
-                    chat_id,
-                    data=data,
-                    files=files,
-                    sent_whole=lambda: handle.tell() >= size,
-                )
+                try:
+                    result = await self._call(
+                        method, chat_id, data=data, files=files, sent_whole=handle.whole
+                    )
+                finally:
+                    await handle.settled()
         media = result.get("video") or result.get("document") or result.get("animation") or {}
         if not media.get("file_id"):
             raise MessengerError("Telegram returned no file", kind="bad_request")
@@ -374,3 +377,35 @@ class Messenger:
         finally:
             partial.unlink(missing_ok=True)
         return dest.stat().st_size
+
+
+class _WatchedFile:
+    """A file being uploaded that tells when its last byte has been read out of it.
+
+    httpx reads an upload as it writes it to the connection, so a file read to its end is an
+    upload handed over whole: the kernel delivers what is buffered even if this process dies
+    the next moment. The (async) news is started from httpx's synchronous read and awaited
+    after the request."""
+
+    def __init__(self, raw: Any, on_whole: Callable[[], Awaitable[None]] | None) -> None:
+        self._raw = raw
+        self._size = os.fstat(raw.fileno()).st_size
+        self._on_whole = on_whole
+        self._told: asyncio.Future[None] | None = None
+
+    def whole(self) -> bool:
+        return bool(self._raw.tell() >= self._size)
+
+    def read(self, size: int = -1) -> bytes:
+        chunk: bytes = self._raw.read(size)
+        if self._told is None and self._on_whole is not None and self.whole():
+            self._told = asyncio.ensure_future(self._on_whole())
+        return chunk
+
+    async def settled(self) -> None:
+        if self._told is not None:
+            await self._told
+
+    def __getattr__(self, name: str) -> Any:
+        # seek, tell, fileno, name: what httpx asks a file for its length and its name.
+        return getattr(self._raw, name)
