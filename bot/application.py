@@ -18,6 +18,7 @@ from bot.settings import Settings
 from handlers.context import StudioContext
 from services.conversation.account import Account
 from services.conversation.prompt_craft import PromptCrafter
+from services.conversation.shop import Shop
 from services.conversation.studio import Studio
 from services.media import ffmpeg as media
 from services.production.alerts import Alerts
@@ -31,6 +32,7 @@ from services.providers.fal import FalProvider
 from services.providers.local import LocalStudio
 from services.providers.muapi import MuapiProvider
 from services.storage.connect import open_database
+from services.storage.payments import PaymentRepository
 from services.storage.repositories import (
     AlbumRepository,
     AlertRepository,
@@ -157,6 +159,14 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         clock=clock,
     )
     updates = UpdateRepository(db, clock)
+    shop = Shop(
+        packs=settings.stars_packs,
+        payments=PaymentRepository(db, clock),
+        credits=credits,
+        messenger=messenger,
+        admins=frozenset(settings.admin_user_ids),
+    )
+    studio.after_no_credits = shop.offer_once_a_day
     account = Account(
         jobs=jobs,
         media=media,
@@ -167,6 +177,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         data_dir=settings.data_dir,
         admins=frozenset(settings.admin_user_ids),
         clock=clock,
+        shop=shop,
     )
     return Services(
         settings=settings,
@@ -177,6 +188,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
         jobs=jobs,
         studio=studio,
         account=account,
+        shop=shop,
         poller=poller,
         housekeeping=Housekeeping(
             updates,
@@ -213,7 +225,7 @@ def build_application(settings: Settings, clock: Clock = time.time, role: Role =
         app.bot_data["services"] = services
         assert app.job_queue is not None
         if role != "worker":
-            await app.bot.set_my_commands(handlers.bot_commands())
+            await app.bot.set_my_commands(handlers.bot_commands(services.shop.open))
             # Albums that were still arriving when the bot last stopped.
             app.job_queue.run_once(_albums, when=0.5, name="albums")
         if role != "ingress":

@@ -10,6 +10,7 @@ from telegram.ext import Application
 
 from bot.settings import Settings
 from services.conversation.account import Account
+from services.conversation.shop import Shop
 from services.conversation.studio import Studio
 from services.production.housekeeping import Housekeeping
 from services.production.poller import Poller
@@ -34,6 +35,7 @@ class Services:
     jobs: JobRepository
     studio: Studio
     account: Account
+    shop: Shop
     poller: Poller
     housekeeping: Housekeeping
     callbacks: Callbacks

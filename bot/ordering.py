@@ -20,6 +20,9 @@ from telegram.ext import BaseUpdateProcessor
 def order_key(update: object) -> object:
     """Whose turn an update waits for: the person, else the chat, else nobody's."""
     if isinstance(update, Update):
+        if update.pre_checkout_query is not None:
+            # Telegram allows 10 seconds for the answer: never behind the person's downloads.
+            return ("update", update.update_id)
         if update.effective_user is not None:
             return ("user", update.effective_user.id)
         if update.effective_chat is not None:

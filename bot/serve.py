@@ -17,7 +17,9 @@ from bot.web import WebServer
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = ["message", "callback_query"]
+# pre_checkout_query: Telegram's question before a Stars payment (successful_payment and
+# refunded_payment come as messages).
+ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query"]
 # Telegram's default is 40; a small bot does not need more parallel requests, and each one
 # only queues an update.
 WEBHOOK_CONNECTIONS = 40

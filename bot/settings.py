@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.model.packs import Pack, parse_packs
+
 ProviderName = Literal["muapi", "fal", "local"]
 
 
@@ -66,6 +68,8 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     admin_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     allowed_user_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    # Credit packs for Telegram Stars, "credits:stars,…" (e.g. 100:50,500:200); empty: no buying.
+    stars_packs: Annotated[tuple[Pack, ...], NoDecode] = ()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
@@ -91,6 +95,11 @@ class Settings(BaseSettings):
     @classmethod
     def _split_ids(cls, value: object) -> object:
         return _id_list(value)
+
+    @field_validator("stars_packs", mode="before")
+    @classmethod
+    def _packs(cls, value: object) -> object:
+        return parse_packs(value) if isinstance(value, str) else value
 
     @field_validator("llm_base_url", "llm_model", "llm_api_key", mode="before")
     @classmethod

@@ -10,11 +10,12 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
+    PreCheckoutQueryHandler,
     TypeHandler,
     filters,
 )
 
-from handlers import buttons, commands, errors, guards, messages
+from handlers import buttons, commands, errors, guards, messages, payments
 from services.telegram.inbound import worth_decoding
 
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -27,8 +28,14 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("settings", "Defaults and language"),
     ("cancel", "Stop what is waiting or running"),
 )
-# Not in the menu: only admins have it.
-ADMIN_COMMANDS = ("stats",)
+# In the menu only while buying is on (STARS_PACKS).
+BUYING_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("buy", "Buy credit packs with Stars"),
+    ("paysupport", "Help with a payment"),
+    ("terms", "Terms of purchase"),
+)
+# Not in the menu: only admins have them.
+ADMIN_COMMANDS = ("stats", "refund")
 
 # Only private chats and messages that are new (edits are not requests to do something again).
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
@@ -58,8 +65,18 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         ("models", commands.models),
         ("settings", commands.settings),
         ("stats", commands.stats),
+        ("buy", payments.buy),
+        ("paysupport", payments.paysupport),
+        ("terms", payments.terms),
+        ("refund", payments.refund),
     ):
         application.add_handler(CommandHandler(name, callback, filters=PRIVATE))
+    # Payments come as service messages: before anything that answers messages.
+    application.add_handler(MessageHandler(filters.SUCCESSFUL_PAYMENT, payments.paid))
+    application.add_handler(
+        MessageHandler(filters.StatusUpdate.REFUNDED_PAYMENT, payments.refunded)
+    )
+    application.add_handler(PreCheckoutQueryHandler(payments.pre_checkout))
     application.add_handler(MessageHandler(PRIVATE & filters.PHOTO, messages.photo))
     application.add_handler(
         MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, messages.text)
@@ -84,11 +101,13 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CallbackQueryHandler(buttons.job, pattern=r"^j:"))
     application.add_handler(CallbackQueryHandler(buttons.result, pattern=r"^r:"))
     application.add_handler(CallbackQueryHandler(buttons.setting, pattern=r"^s:"))
+    application.add_handler(CallbackQueryHandler(payments.pack, pattern=r"^b:"))
     application.add_handler(CallbackQueryHandler(buttons.unknown))
     application.add_handler(TypeHandler(Update, guards.after), group=1)
     application.add_error_handler(errors.on_error)
 
 
-def bot_commands() -> list[BotCommand]:
+def bot_commands(buying: bool = False) -> list[BotCommand]:
     """The command menu set with setMyCommands."""
-    return [BotCommand(name, description) for name, description in COMMANDS]
+    listed = COMMANDS + (BUYING_COMMANDS if buying else ())
+    return [BotCommand(name, description) for name, description in listed]

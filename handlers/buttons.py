@@ -20,7 +20,7 @@ def _query(update: Update) -> tuple[CallbackQuery, str | None, int]:
     return query, query.data, query.message.message_id if query.message else 0
 
 
-async def _answer(query: CallbackQuery, answer: str | None) -> None:
+async def answer_press(query: CallbackQuery, answer: str | None) -> None:
     """Answer the press, quietly if Telegram takes no answer any more (a late or repeated one)."""
     try:
         await query.answer(answer)
@@ -34,13 +34,15 @@ async def job(update: Update, context: StudioContext) -> None:
     """``j:`` — a job's card or status buttons."""
     query, data, message_id = _query(update)
     answer = await context.services.studio.press(context.user(update), message_id, data)
-    await _answer(query, answer)
+    await answer_press(query, answer)
 
 
 async def result(update: Update, context: StudioContext) -> None:
     """``r:`` — a delivered result: send again, send as file."""
     query, data, _ = _query(update)
-    await _answer(query, await context.services.account.result_button(context.user(update), data))
+    await answer_press(
+        query, await context.services.account.result_button(context.user(update), data)
+    )
 
 
 async def setting(update: Update, context: StudioContext) -> None:
@@ -48,10 +50,10 @@ async def setting(update: Update, context: StudioContext) -> None:
     query, data, message_id = _query(update)
     name = (data or "").removeprefix("s:")
     user = context.user(update)
-    await _answer(query, await context.services.account.change_setting(user, message_id, name))
+    await answer_press(query, await context.services.account.change_setting(user, message_id, name))
 
 
 async def unknown(update: Update, context: StudioContext) -> None:
     """Anything else (forged or from an old version): say it has expired."""
     query, _, _ = _query(update)
-    await _answer(query, text(context.user(update).language, "button_expired"))
+    await answer_press(query, text(context.user(update).language, "button_expired"))

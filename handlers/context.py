@@ -43,11 +43,14 @@ def chat_user(update: Update) -> ChatUser | None:
     """Who sent this update, or None for updates without a user (channel posts)."""
     tg_user = update.effective_user
     chat = update.effective_chat
-    if tg_user is None or chat is None:
+    if tg_user is None:
+        return None
+    if chat is None and update.pre_checkout_query is None:
         return None
     return ChatUser(
         id=tg_user.id,
-        chat_id=chat.id,
+        # A pre-checkout query has no chat; its invoice was sent in the private chat.
+        chat_id=chat.id if chat is not None else tg_user.id,
         first_name=tg_user.first_name or "",
         username=tg_user.username,
         language=language_for(tg_user.language_code),

@@ -24,8 +24,11 @@ async def before(update: Update, context: StudioContext) -> None:
     if user is None:
         await services.updates.mark(update.update_id)
         raise ApplicationHandlerStop
+    # Stars already taken are credited whoever sent them and however fast they write.
+    payment = _is_payment(update)
     allowed = services.settings.allowed_user_ids
-    if allowed and user.id not in allowed and user.id not in services.settings.admin_user_ids:
+    admins = services.settings.admin_user_ids
+    if allowed and not payment and user.id not in allowed and user.id not in admins:
         await services.updates.mark(update.update_id)
         if update.callback_query:
             await update.callback_query.answer()
@@ -33,7 +36,7 @@ async def before(update: Update, context: StudioContext) -> None:
             await services.studio.say(user, "not_allowed")
         raise ApplicationHandlerStop
     message = update.message
-    if message is not None and services.flood.too_many(user.id, _sent_at(message)):
+    if message is not None and not payment and services.flood.too_many(user.id, _sent_at(message)):
         # Told once per burst; the rest of the burst is dropped without an answer.
         if services.flood.first_refusal(user.id):
             await services.studio.say(user, "slow_down")
@@ -48,6 +51,13 @@ async def before(update: Update, context: StudioContext) -> None:
 async def after(update: Update, context: StudioContext) -> None:
     """Last group: the update is handled; a redelivery of it will be ignored."""
     await context.services.updates.mark(update.update_id)
+
+
+def _is_payment(update: Update) -> bool:
+    message = update.message
+    return message is not None and (
+        message.successful_payment is not None or message.refunded_payment is not None
+    )
 
 
 def _sent_at(message: Message) -> float | None:

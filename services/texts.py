@@ -304,6 +304,66 @@ TEXTS: dict[str, dict[str, str]] = {
         "slow_down": "You're sending messages very fast. Give me a few seconds, then go on.",
         "groups_decline": ("I make videos in private chats. Message me directly: @{bot}"),
         "error_generic": "Something went wrong on my side. Please try again in a minute.",
+        # --- credit packs (Telegram Stars) ---
+        "credits_bought": "Bought credits: <b>{bought}</b>. They don't expire; they are used "
+        "once today's run out.",
+        "buy_head": (
+            "<b>Credit packs</b>, paid in Telegram Stars. Your {daily} free credits come back "
+            "every day; bought credits don't expire and are used once the day's are spent."
+        ),
+        "buy_offer": "If you'd rather not wait, a credit pack is an option:",
+        "btn_pack": "{credits} credits — {stars} ⭐",
+        "invoice_title": "{credits} credits",
+        "invoice_description": (
+            "{credits} credits for making videos here. They don't expire and are used once "
+            "your free daily credits run out."
+        ),
+        "pack_gone": "That pack is no longer offered. /buy shows the current ones.",
+        "buy_failed": "I couldn't create the invoice just now. Please try /buy again in a minute.",
+        "checkout_unknown": "This invoice is no longer valid. Please use /buy for a new one.",
+        "checkout_paid": "This invoice has already been paid. Use /buy for another pack.",
+        "checkout_foreign": "This invoice was made for someone else. Use /buy for your own.",
+        "checkout_changed": "This invoice doesn't match its pack any more. Please use /buy again.",
+        "paid_thanks": (
+            "Thank you! <b>{credits} credits</b> added. You now have {bought} bought credits "
+            "and {today} of today's {daily}."
+        ),
+        "paysupport": (
+            "<b>Help with a payment</b>\n"
+            "Write <code>/paysupport</code> followed by what happened (which pack, roughly "
+            "when); the bot's operators get it and answer here. A pack whose credits you "
+            "haven't used can be refunded. See /terms."
+        ),
+        "paysupport_sent": "Thanks — your message went to the operators. They'll answer here.",
+        "paysupport_admin": "💬 Payment help from {user} (id {user_id}):\n{message}",
+        "terms": (
+            "<b>Terms of purchase</b>\n"
+            "• Packs are paid in Telegram Stars and add credits to this account.\n"
+            "• Bought credits don't expire; your free daily credits are used first.\n"
+            "• A video that fails or is cancelled gives its credits back automatically.\n"
+            "• Unused packs can be refunded on request through /paysupport; credits already "
+            "spent are not.\n"
+            "• Videos are made by third-party AI models; results vary and may be declined by "
+            "their safety rules."
+        ),
+        "refund_usage": "Usage: <code>/refund charge_id</code> (from the payment's record).",
+        "refund_unknown": "No payment with that charge id.",
+        "refund_done": (
+            "Refunded {stars} ⭐ to user {user_id}. Took back {taken} credits; {spent} of the "
+            "pack's {credits} had been spent."
+        ),
+        "refund_already": (
+            "That payment was refunded already; {taken} credits were taken back then."
+        ),
+        "refund_failed": "Telegram did not refund it: {reason}",
+        "refunded_user": (
+            "Your payment of {stars} ⭐ was refunded. The pack's unspent credits ({taken}) "
+            "were removed."
+        ),
+        "stats_sales": (
+            "\nStars: {stars_today} today, {stars_total} in all ({refunded} refunded)\n"
+            "Packs sold: {packs_today} today, {packs_total} in all"
+        ),
     },
 }
 

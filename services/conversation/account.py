@@ -13,6 +13,7 @@ from pathlib import Path
 from services.conversation import views
 from services.conversation.desk import ChatUser
 from services.conversation.preferences import FIELDS, Preferences
+from services.conversation.shop import Shop
 from services.errors import MessengerError
 from services.model.jobs import ACTIVE_STATES, JobState
 from services.production import messages
@@ -52,7 +53,9 @@ class Account:
         data_dir: Path,
         admins: frozenset[int],
         clock: Clock,
+        shop: Shop | None = None,
     ) -> None:
+        self.shop = shop
         self.jobs = jobs
         self.media = media
         self.users = users
@@ -107,8 +110,10 @@ class Account:
             user.language, allowance.resets_at, self.clock(), self.credits.zone
         )
         body = text(
-            user.language, "credits", available=allowance.available, daily=allowance.daily, **reset
+            user.language, "credits", available=allowance.today, daily=allowance.daily, **reset
         )
+        if allowance.bought:
+            body += "\n" + text(user.language, "credits_bought", bought=allowance.bought)
         await self._send(user, body)
 
     async def models(self, user: ChatUser) -> None:
@@ -251,6 +256,7 @@ class Account:
                 jobs=by_state,
                 spent=spent,
                 provider=self.provider_name,
-            ),
+            )
+            + (await self.shop.sales_line(user.language) if self.shop else ""),
         )
         return True

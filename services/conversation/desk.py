@@ -7,7 +7,7 @@ texts and cards and read settings the same way, and neither needs the other for 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,9 @@ class Desk:
         self.download_limit = download_limit
         self.clock = clock
         self.max_running = max_running
+        # What else someone who ran out hears, after when their credits come back (the
+        # shop's packs, when buying is on).
+        self.after_no_credits: Callable[[ChatUser], Awaitable[None]] | None = None
 
     async def say(
         self,
@@ -123,7 +126,7 @@ class Desk:
             moved = await self._queue(job, message_id)
         except QuotaExceeded as exc:
             # Also when another request of theirs took the credits after the check.
-            await self.say(user, "no_credits", params=self.quota_params(exc, user.language))
+            await self.out_of_credits(user, exc)
             return None
         if not moved:
             return text(job.language, "already_started")
@@ -158,6 +161,12 @@ class Desk:
             await self.send_card(job, reply_to=reply_to)
         elif answer:
             await self.messenger.send_text(user.chat_id, answer, reply_to=reply_to)
+
+    async def out_of_credits(self, user: ChatUser, exc: QuotaExceeded) -> None:
+        """When the credits come back first, then (maybe) what else could be done."""
+        await self.say(user, "no_credits", params=self.quota_params(exc, user.language))
+        if self.after_no_credits is not None:
+            await self.after_no_credits(user)
 
     def quota_params(self, exc: QuotaExceeded, lang: str) -> dict[str, object]:
         reset = views.reset_time(lang, exc.resets_at, self.clock(), self.credits.zone)

@@ -482,7 +482,7 @@ class Storyboard:
                     params={**job.params, **changes},
                 )
             except QuotaExceeded as exc:
-                await desk.say(user, "no_credits", params=desk.quota_params(exc, user.language))
+                await desk.out_of_credits(user, exc)
                 return None
             if not added:
                 return text(job.language, "button_expired")

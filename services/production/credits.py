@@ -1,4 +1,5 @@
-"""Credits: a daily allowance, reserved at submit, kept on success, refunded on failure."""
+"""Credits: a daily allowance and bought credits, reserved at submit, kept on success,
+refunded on failure (each part back where it came from)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from services.storage.repositories import Clock, LedgerRepository, Reservation
 
 @dataclass(frozen=True)
 class Allowance:
-    """A user's credits for today."""
+    """What a user can spend now: the rest of today's allowance, then bought credits."""
 
     available: int
     daily: int
     resets_at: float
     unlimited: bool
+    today: int = 0  # left of today's allowance
+    bought: int = 0  # bought credits left (they do not expire)
 
 
 class Credits:
@@ -52,9 +55,15 @@ class Credits:
         start, end = self.day_bounds()
         if user_id in self.admins:
             return Allowance(available=10**9, daily=self.daily, resets_at=end, unlimited=True)
-        spent = await self.ledger.spent_since(user_id, start)
+        today = max(0, self.daily - await self.ledger.spent_since(user_id, start))
+        bought = await self.ledger.bought(user_id)
         return Allowance(
-            available=max(0, self.daily - spent), daily=self.daily, resets_at=end, unlimited=False
+            available=today + bought,
+            daily=self.daily,
+            resets_at=end,
+            unlimited=False,
+            today=today,
+            bought=bought,
         )
 
     async def check(self, user_id: int, cost: int) -> Allowance:
@@ -66,7 +75,8 @@ class Credits:
 
     def reservation(self, job: Job) -> Reservation:
         """The hold for ``job``'s cost, written with the job's move to the queue (one
-        transaction: see JobRepository.transition), checked against today's allowance there."""
+        transaction: see JobRepository.transition), taken from today's allowance there and,
+        past it, from bought credits."""
         start, end = self.day_bounds()
         limit = None if job.user_id in self.admins else self.daily
         return Reservation(job.user_id, job.cost, since=start, limit=limit, resets_at=end)

@@ -189,4 +189,49 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             """,
         ],
     ),
+    (
+        6,
+        [
+            # Credit packs bought with Telegram Stars. An order is made when a pack is chosen
+            # (its id is the invoice's payload); a payment is what Telegram confirmed, once
+            # per charge id whatever redelivers it. Refunds are written on the payment.
+            """
+            CREATE TABLE orders (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                user_id INTEGER NOT NULL,
+                chat_id INTEGER NOT NULL,
+                credits INTEGER NOT NULL CHECK (credits > 0),
+                stars INTEGER NOT NULL CHECK (stars > 0),
+                state TEXT NOT NULL DEFAULT 'open'
+                    CHECK (state IN ('open', 'paid', 'refunded')),
+                created_at REAL NOT NULL
+            )
+            """,
+            "CREATE INDEX orders_user ON orders (user_id, created_at)",
+            """
+            CREATE TABLE payments (
+                charge_id TEXT PRIMARY KEY,
+                order_id INTEGER REFERENCES orders (id),
+                user_id INTEGER NOT NULL,
+                stars INTEGER NOT NULL,
+                credits INTEGER NOT NULL,
+                paid_at REAL NOT NULL,
+                refunded_at REAL,
+                taken_back INTEGER
+            )
+            """,
+            "CREATE INDEX payments_paid ON payments (paid_at)",
+            # How many of a job's credits came from bought ones (the rest from the day's
+            # allowance): a refund gives each part back where it came from. Bought credits
+            # themselves are 'grant' rows: a pack's credits, or minus what a refund took back.
+            "ALTER TABLE ledger ADD COLUMN bought INTEGER NOT NULL DEFAULT 0",
+            # When each person was last offered packs on running out: once a day at most.
+            """
+            CREATE TABLE pack_offers (
+                user_id INTEGER PRIMARY KEY,
+                offered_at REAL NOT NULL
+            )
+            """,
+        ],
+    ),
 ]

@@ -26,13 +26,20 @@ def _encode(column: str, value: Any) -> Any:
     return value
 
 
-# Credits reserved since a moment and not refunded (kept or still held). A reservation counts
-# against the day it was made; its refund cancels it. Parameters: user, user, since.
+# The day's allowance spent since a moment: reserved from it and not refunded (kept or still
+# held). A reservation counts against the day it was made; its refund cancels it. The part of
+# a reservation paid with bought credits is not the day's. Parameters: user, user, since.
 _SPENT_SINCE = (
-    "SELECT COALESCE(SUM(CASE entry WHEN 'reserve' THEN amount "
-    "WHEN 'refund' THEN -amount ELSE 0 END), 0) AS n FROM ledger "
+    "SELECT COALESCE(SUM(CASE entry WHEN 'reserve' THEN amount - bought "
+    "WHEN 'refund' THEN bought - amount ELSE 0 END), 0) AS n FROM ledger "
     "WHERE user_id = ? AND job_id IN (SELECT job_id FROM ledger WHERE user_id = ? "
     "AND entry = 'reserve' AND created_at >= ?)"
+)
+# Bought credits left: the packs' grants (and what refunds took back), less what reservations
+# took from them, plus what refunds of those gave back. They never expire. Parameter: user.
+BOUGHT_BALANCE = (
+    "SELECT COALESCE(SUM(CASE entry WHEN 'grant' THEN amount WHEN 'reserve' THEN -bought "
+    "WHEN 'refund' THEN bought ELSE 0 END), 0) AS n FROM ledger WHERE user_id = ?"
 )
 
 
@@ -248,9 +255,9 @@ class JobRepository:
                 # and a story's shots (a failed shot was refunded when it failed; the made ones
                 # are kept with the story's film, or refunded when there is none).
                 await tx.execute(
-                    "INSERT INTO ledger (user_id, job_id, entry, amount, reason, created_at) "
-                    "SELECT r.user_id, r.job_id, CAST(? AS TEXT), r.amount, CAST(? AS TEXT), "
-                    "CAST(? AS DOUBLE PRECISION) FROM ledger r "
+                    "INSERT INTO ledger (user_id, job_id, entry, amount, bought, reason, "
+                    "created_at) SELECT r.user_id, r.job_id, CAST(? AS TEXT), r.amount, "
+                    "r.bought, CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION) FROM ledger r "
                     "WHERE r.entry = 'reserve' AND (r.job_id = ? OR r.job_id IN "
                     "(SELECT id FROM jobs WHERE parent_id = ?)) AND NOT EXISTS "
                     "(SELECT 1 FROM ledger s WHERE s.job_id = r.job_id "
@@ -464,18 +471,23 @@ _ACTIVE = frozenset(
 
 
 async def _hold(tx: Transaction, job_id: int, reserve: Reservation, now: float) -> None:
-    """Write the job's reservation inside ``tx``; raising rolls the whole transaction back."""
+    """Write the job's reservation inside ``tx``; raising rolls the whole transaction back.
+    The day's allowance is spent first, then bought credits (which do not expire)."""
+    bought = 0
     if reserve.limit is not None:
         await tx.lock(LOCK_CREDITS, reserve.user_id)
         row = await tx.fetchone(_SPENT_SINCE, (reserve.user_id, reserve.user_id, reserve.since))
-        spent = int(row["n"]) if row else 0
-        if spent + reserve.amount > reserve.limit:
-            available = max(0, reserve.limit - spent)
-            raise QuotaExceeded(reserve.amount, available, reserve.resets_at)
+        today = max(0, reserve.limit - (int(row["n"]) if row else 0))
+        bought = max(0, reserve.amount - today)
+        if bought:
+            row = await tx.fetchone(BOUGHT_BALANCE, (reserve.user_id,))
+            balance = max(0, int(row["n"]) if row else 0)
+            if bought > balance:
+                raise QuotaExceeded(reserve.amount, today + balance, reserve.resets_at)
     await tx.execute(
-        "INSERT INTO ledger (user_id, job_id, entry, amount, reason, created_at) "
-        "VALUES (?, ?, 'reserve', ?, 'submit', ?) ON CONFLICT DO NOTHING",
-        (reserve.user_id, job_id, reserve.amount, now),
+        "INSERT INTO ledger (user_id, job_id, entry, amount, bought, reason, created_at) "
+        "VALUES (?, ?, 'reserve', ?, ?, 'submit', ?) ON CONFLICT DO NOTHING",
+        (reserve.user_id, job_id, reserve.amount, bought, now),
     )
 
 
@@ -570,9 +582,14 @@ class LedgerRepository:
         return changed == 1
 
     async def spent_since(self, user_id: int, since: float) -> int:
-        """Credits reserved since ``since`` and not refunded (kept or still held)."""
+        """The day's allowance reserved since ``since`` and not refunded (kept or held)."""
         row = await self.db.fetchone(_SPENT_SINCE, (user_id, user_id, since))
         return int(row["n"]) if row else 0
+
+    async def bought(self, user_id: int) -> int:
+        """Bought credits left (not held for a job)."""
+        row = await self.db.fetchone(BOUGHT_BALANCE, (user_id,))
+        return max(0, int(row["n"]) if row else 0)
 
     async def kept_since(self, since: float) -> int:
         """Credits spent for good by everyone since ``since`` (for /stats)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import ExtBot
@@ -280,6 +280,44 @@ class Messenger:
             file_unique_id=media.get("file_unique_id"),
             kind="document" if "document" in result else "video",
         )
+
+    async def send_invoice(
+        self, chat_id: int, *, title: str, description: str, payload: str, stars: int
+    ) -> int:
+        """An invoice in Telegram Stars (``XTR``: no payment provider, one price, whole
+        Stars); return its message id."""
+        try:
+            message = await self.bot.send_invoice(
+                chat_id,
+                title=title,
+                description=description,
+                payload=payload,
+                currency="XTR",
+                prices=[LabeledPrice(title, stars)],
+                provider_token="",
+            )
+        except Exception as exc:
+            raise _map_ptb_error(exc) from exc
+        return message.message_id
+
+    async def answer_pre_checkout(self, query_id: str, error: str | None = None) -> None:
+        """Let a payment go ahead (``error`` None) or stop it with that reason."""
+        try:
+            await self.bot.answer_pre_checkout_query(query_id, error is None, error_message=error)
+        except Exception as exc:
+            raise _map_ptb_error(exc) from exc
+
+    async def refund_stars(self, user_id: int, charge_id: str) -> bool:
+        """Give a Stars payment back; False if Telegram says it was refunded already."""
+        try:
+            await self.bot.refund_star_payment(user_id, charge_id)
+        except BadRequest as exc:
+            if "CHARGE_ALREADY_REFUNDED" in exc.message.upper():
+                return False
+            raise _map_ptb_error(exc) from exc
+        except Exception as exc:
+            raise _map_ptb_error(exc) from exc
+        return True
 
     async def send_video_by_id(
         self, chat_id: int, file_id: str, caption: str, keyboard: Keyboard | None = None

@@ -32,6 +32,7 @@ import aiohttp
 from aiohttp import BodyPartReader, hdrs, web
 
 from tests.fakes.server import LocalServer
+from tests.fakes.telegram_stars import FakeStars
 from tests.fakes.telegram_store import (
     NOT_MODIFIED,
     QUERY_TOO_OLD,
@@ -78,6 +79,7 @@ _JSON_FIELDS = frozenset(
         "link_preview_options",
         "reply_parameters",
         "media",
+        "prices",
     ]
 )
 _INT_FIELDS = frozenset(
@@ -92,6 +94,7 @@ _INT_FIELDS = frozenset(
         "height",
         "duration",
         "cache_time",
+        "user_id",
     ]
 )
 _BOOL_FIELDS = frozenset(
@@ -106,6 +109,7 @@ _BOOL_FIELDS = frozenset(
         "disable_web_page_preview",
         "disable_content_type_detection",
         "show_caption_above_media",
+        "ok",
     ]
 )
 _CHAT_ACTIONS = frozenset(
@@ -230,6 +234,7 @@ class FakeTelegram(LocalServer):
         self._webhook_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
+        self.stars = FakeStars(self)  # invoices, pre-checkout queries, payments, refunds
         self._handlers: dict[str, tuple[str, Handler]] = {
             name.lower(): (name, handler)
             for name, handler in {
@@ -255,6 +260,7 @@ class FakeTelegram(LocalServer):
                 "getFile": self._get_file,
                 "close": self._ok,
                 "logOut": self._ok,
+                **self.stars.handlers(),
             }.items()
         }
 
