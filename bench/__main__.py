@@ -1,6 +1,6 @@
 """Run every benchmark, one after another, and refresh bench/README.md and bench/results/.
 
-python -m bench          # the full sizes (about 10 minutes on 2 cores)
+python -m bench          # the full sizes (about 23 minutes on 2 cores)
 python -m bench --quick  # smaller sizes, for a quick look
 """
 
@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from bench import burst, crowd, delivery_memory, idle, polling, reencode, stitch
+from bench import burst, crowd, delivery_memory, idle, polling, reencode, scale, stitch
 
 
 async def run_all(quick: bool) -> None:
@@ -24,6 +24,7 @@ async def run_all(quick: bool) -> None:
         ("burst", lambda: burst.run(30 if quick else 100)),
         ("crowd", lambda: crowd.run([30] if quick else [30, 100])),
         ("idle", lambda: idle.run(quick)),
+        ("scale", lambda: scale.run(quick)),
     ]  # fmt: skip
     for name, step in steps:
         started = time.monotonic()

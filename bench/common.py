@@ -16,13 +16,15 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from services.storage.db import SqliteDatabase
+from services.storage.postgres import PostgresDatabase
 from tests.fakes.muapi import FakeMuapi
 from tests.fakes.provider_common import Scenario
 from tests.fakes.telegram import FakeTelegram
@@ -134,7 +136,9 @@ def workdir(name: str) -> Iterator[Path]:
 class BotRunner:
     """``python -m bot`` as a real process, pointed at the fakes; quiet logging."""
 
-    def __init__(self, folder: Path, **env: str) -> None:
+    def __init__(
+        self, folder: Path, *, role: str | None = None, log: str = "bot.log", **env: str
+    ) -> None:
         keep = {
             k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MUAPI", "FAL"))
         }
@@ -147,7 +151,8 @@ class BotRunner:
             **env,
         }
         self.folder = folder
-        self.log = folder / "bot.log"
+        self.role = role  # "ingress" or "worker"; None runs everything in one process
+        self.log = folder / log
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -161,7 +166,8 @@ class BotRunner:
         prefix = ["-m", "cProfile", "-o", profile] if profile else []
         with self.log.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, *prefix, "-m", "bot", env=self.env, cwd=self.folder,
+                sys.executable, *prefix, "-m", "bot", *([self.role] if self.role else []),
+                env=self.env, cwd=self.folder,
                 stdout=log, stderr=log, start_new_session=True,
             )  # fmt: skip
         return Proc(self.proc.pid)
@@ -232,6 +238,82 @@ async def seed_running_jobs(
         )
 
 
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+JOB_FIELDS = (
+    "user_id", "chat_id", "kind", "state", "provider", "model", "prompt", "params", "cost",
+    "language", "input_path", "status_message_id", "external_id", "provider_data",
+    "provider_status", "created_at", "updated_at", "submitted_at", "next_poll_at",
+)  # fmt: skip
+
+
+def postgres_server() -> str:
+    """The server the PostgreSQL benchmarks create their databases on: ``BENCH_POSTGRES_URL``,
+    else ``TEST_POSTGRES_URL``; a clear stop when neither is set."""
+    url = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("TEST_POSTGRES_URL")
+    if not url:
+        raise SystemExit(
+            "set BENCH_POSTGRES_URL (or TEST_POSTGRES_URL) to a PostgreSQL server this benchmark "
+            "may create and drop databases on, e.g. postgresql://postgres:postgres@127.0.0.1:5432/"
+            "postgres"
+        )
+    return url
+
+
+@asynccontextmanager
+async def fresh_postgres(name: str) -> AsyncIterator[str]:
+    """A new, empty database ``name`` on the benchmark's server (dropped first if a run left it
+    behind, and dropped after); yields its URL. The bot's own migrations make the schema."""
+    import asyncpg
+
+    server = postgres_server()
+    parts = urlsplit(server)
+    url = urlunsplit(parts._replace(path=f"/{name}"))
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    database = PostgresDatabase(url)
+    await database.open()  # the bot's migrations
+    await database.close()
+    try:
+        yield url
+    finally:
+        admin = await asyncpg.connect(server)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def seed_jobs_pg(url: str, jobs: list[dict[str, Any]]) -> None:
+    """Users and jobs straight into a migrated PostgreSQL database, one COPY each: ``jobs`` are
+    dicts of ``JOB_FIELDS`` (params and provider_data as dicts), one user per distinct user_id."""
+    import asyncpg
+
+    now = time.time()
+    users = {j["user_id"]: (j["user_id"], j["chat_id"], "Ann", "en", "{}", now, now) for j in jobs}
+    records = [
+        tuple(
+            json.dumps(j[f]) if f in ("params", "provider_data") else j.get(f) for f in JOB_FIELDS
+        )
+        for j in jobs
+    ]
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.copy_records_to_table(
+            "users",
+            records=list(users.values()),
+            columns=["id", "chat_id", "first_name", "language", "settings", "created_at",
+                     "last_seen_at"],
+        )  # fmt: skip
+        await conn.copy_records_to_table("jobs", records=records, columns=list(JOB_FIELDS))
+    finally:
+        await conn.close()
+
+
 # --- results ----------------------------------------------------------------------------------
 
 
@@ -273,7 +355,7 @@ def _fmt(value: float | None) -> str:
 
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-ORDER = ["polling", "delivery_memory", "reencode", "stitch", "burst", "crowd", "idle"]
+ORDER = ["polling", "delivery_memory", "reencode", "stitch", "burst", "crowd", "idle", "scale"]
 
 
 def render_readme() -> None:
