@@ -229,6 +229,7 @@ def build_application(settings: Settings, clock: Clock = time.time, role: Role =
             # Albums that were still arriving when the bot last stopped.
             app.job_queue.run_once(_albums, when=0.5, name="albums")
         if role != "ingress":
+            services.callbacks.on_wake = services.poller.tick
             app.job_queue.run_repeating(
                 _tick,
                 interval=settings.poller_tick_seconds,

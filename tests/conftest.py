@@ -20,6 +20,7 @@ import pytest
 
 from bot.application import App, build_application
 from bot.container import Services
+from bot.serve import ALLOWED_UPDATES
 from bot.settings import Settings
 from services.model.jobs import Job, JobState
 from tests.fakes.fal import FakeFal
@@ -151,7 +152,7 @@ async def running_bot(settings: Settings) -> AsyncIterator[App]:
     assert app.post_init is not None
     await app.post_init(app)
     assert app.updater is not None
-    await app.updater.start_polling(poll_interval=0, timeout=1)
+    await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=ALLOWED_UPDATES)
     await app.start()
     try:
         yield app

@@ -200,3 +200,52 @@ async def test_send_tokens_are_shared_by_every_process_on_the_database(
     assert await second.take([overall, chat]) is None
     assert await first.take([overall, chat]) == pytest.approx(1.0)  # the chat's is empty
     assert await first.take([overall]) is None  # a refusal took nothing from "all"
+
+
+async def test_progress_edits_of_every_process_get_at_most_half_the_shared_pace(
+    database: Database,
+) -> None:
+    from services.telegram.send_budget import SendBudget
+
+    now = [100.0]
+    budget = SendBudget(30)
+    tokens = SendTokenRepository(database, lambda: now[0])
+    step = 1 / budget._buckets(None)[0].rate  # one "all" token refills in this long
+    optional, required = budget._buckets(None, optional=True), budget._buckets(None)
+    edits = answers = 0
+    for turn in range(100):  # edits try at every refill first, answers every other one
+        now[0] += step
+        edits += await tokens.take(optional) is None
+        if turn % 2:
+            answers += await tokens.take(required) is None
+    # The edits never took more than half the pace, so the answers always found a token.
+    assert edits == 50 and answers == 50
+
+
+async def test_a_woken_job_is_claimed_before_a_backlog_and_a_wake_while_leased_is_kept(
+    database: Database,
+) -> None:
+    from tests.test_jobs import draft
+
+    now = [1000.0]
+    jobs = JobRepository(database, lambda: now[0])
+    made = []
+    for n in range(4):
+        job, _ = await jobs.create(draft(100 + n))
+        await jobs.transition(job.id, S.DRAFT, S.QUEUED)
+        await jobs.transition(job.id, S.QUEUED, S.SUBMITTING)
+        await jobs.transition(job.id, S.SUBMITTING, S.RUNNING, next_poll_at=500.0 + n)
+        made.append(job.id)
+    backlog, called_back = made[:3], made[3]
+    await jobs.wake(called_back)  # due later than the backlog, but its provider called back
+    [first] = await jobs.claim_due("w1", 60, 1)
+    assert first.id == called_back
+    # Woken again while w1 holds it: w1's release (next poll in 60 s) does not bury the news.
+    now[0] += 1
+    await jobs.wake(called_back)
+    await jobs.release(called_back, "w1", now[0] + 60)
+    [again] = await jobs.claim_due("w2", 60, 1)
+    assert again.id == called_back
+    await jobs.release(called_back, "w2", now[0] + 60)  # not woken meanwhile: as told
+    rest = await jobs.claim_due("w3", 60, 10)
+    assert [j.id for j in rest] == backlog

@@ -276,3 +276,40 @@ async def test_bought_credits_are_spent_after_the_days_and_refunds_go_back_where
     assert done is not None and (done.taken_back, done.spent, done.already) == (90, 10, False)
     again = await payments.refund("charge-1")
     assert again is not None and again.already and await ledger.bought(1) == 0
+
+
+async def test_a_pack_is_bought_behind_the_webhook_too(tg: FakeTelegram, tmp_path: Path) -> None:
+    from tests.test_webhook import webhook_bot, webhook_settings
+
+    settings = webhook_settings(tg, tmp_path, stars_packs=PACKS, daily_credits=10)
+    async with webhook_bot(settings) as app:
+        invoice = await buy(tg, "100 credits — 50 ⭐")
+        query = tg.stars.check_out(USER, invoice)
+        assert await approved(tg, query)  # the webhook asked Telegram for pre-checkout queries
+        tg.stars.pay(query)
+        await tg.wait_for(lambda: any("Thank you" in t for t in texts(tg)))
+        assert (await services_of(app).studio.credits.allowance(USER)).bought == 100
+    assert "pre_checkout_query" in (tg.allowed_updates or [])
+
+
+async def test_two_processes_seeing_one_payment_credit_it_once(pg_url: str) -> None:
+    import asyncio
+
+    from services.storage.postgres import PostgresDatabase
+
+    processes = [PostgresDatabase(pg_url) for _ in range(2)]
+    for db in processes:
+        await db.open()
+    try:
+        now = lambda: 1000.0  # noqa: E731
+        first, second = (PaymentRepository(db, now) for db in processes)
+        order = await first.open_order(USER, USER, 100, 50)
+        results = await asyncio.gather(
+            *(repo.record("charge-x", order, USER, 50, 100) for repo in (first, second, first))
+        )
+        assert sorted(results) == [False, False, True]
+        assert await LedgerRepository(processes[1], now).bought(USER) == 100
+        assert (await second.order(order.id)).state == "paid"  # type: ignore[union-attr]
+    finally:
+        for db in processes:
+            await db.close()

@@ -112,7 +112,7 @@ class Account:
         body = text(
             user.language, "credits", available=allowance.today, daily=allowance.daily, **reset
         )
-        if allowance.bought:
+        if allowance.bought or (self.shop is not None and self.shop.open):
             body += "\n" + text(user.language, "credits_bought", bought=allowance.bought)
         await self._send(user, body)
 

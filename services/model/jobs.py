@@ -108,6 +108,9 @@ class Job:
     lease_until: float | None = None
     parent_id: int | None = None  # a shot of a story: the story's job
     step: int | None = None  # which shot of the story, from 0
+    # Made due by an event (a provider's callback, a story's shot ending) since it was last
+    # claimed: claimed before jobs merely due by the clock.
+    woken_at: float | None = None
 
     @property
     def duration(self) -> int:

@@ -17,7 +17,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -113,6 +113,8 @@ class Callbacks:
     def __init__(self, jobs: JobRepository, fal: FalSignatures | None) -> None:
         self.jobs = jobs
         self.fal = fal
+        # In a process that also polls: start claiming now rather than at the next tick.
+        self.on_wake: Callable[[], Awaitable[object]] | None = None
 
     async def receive(
         self, provider: str, job_id: str, secret: str, headers: Mapping[str, str], body: bytes
@@ -142,5 +144,7 @@ class Callbacks:
         if job.state != JobState.RUNNING:
             return Verdict(200, "ignored")  # late or repeated: the job moved on already
         await self.jobs.wake(job.id)
+        if self.on_wake is not None:
+            await self.on_wake()
         log.info("job %s: %s called back; polling it now", job.id, provider)
         return Verdict(200, "accepted")

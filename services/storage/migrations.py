@@ -234,4 +234,13 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             """,
         ],
     ),
+    (
+        7,
+        [
+            # A job woken by an event (a provider's callback) is claimed before the jobs that
+            # are merely due by the clock, and a wake that lands while the job is leased is
+            # kept for the next claim rather than overwritten by the release.
+            "ALTER TABLE jobs ADD COLUMN woken_at REAL",
+        ],
+    ),
 ]

@@ -7,6 +7,7 @@ translated here: Telegram ids outgrow 32-bit integers, and timestamps need doubl
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -31,8 +32,10 @@ _DDL = (
 STATEMENT_TIMEOUT_MS = 30_000
 
 
+@functools.lru_cache(maxsize=2048)
 def dollar_params(sql: str) -> str:
-    """``?`` placeholders as PostgreSQL's ``$1, $2…``; quoted text is left alone."""
+    """``?`` placeholders as PostgreSQL's ``$1, $2…``; quoted text is left alone. (The
+    repositories' statements are a few hundred constant strings: each is translated once.)"""
     count = 0
 
     def number(match: re.Match[str]) -> str:

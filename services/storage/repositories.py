@@ -293,11 +293,13 @@ class JobRepository:
         wanted = [s.value for s in (states if states is not None else _ACTIVE) if s in _ACTIVE]
         marks = ", ".join("?" for _ in wanted)
         rows = await self.db.fetchall(
-            "UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN ("  # noqa: S608
-            f"SELECT id FROM jobs WHERE state IN ({marks}) "
+            "UPDATE jobs SET lease_owner = ?, lease_until = ?, woken_at = NULL "  # noqa: S608
+            f"WHERE id IN (SELECT id FROM jobs WHERE state IN ({marks}) "
             "AND (next_poll_at IS NULL OR next_poll_at <= ?) "
             "AND (lease_until IS NULL OR lease_until < ?) "
-            f"ORDER BY next_poll_at LIMIT ?{_SKIP_LOCKED[self.db.dialect]}) "
+            # Woken jobs first: a callback's job must not wait behind a backlog of polls.
+            "ORDER BY (CASE WHEN woken_at IS NULL THEN 1 ELSE 0 END), next_poll_at "
+            f"LIMIT ?{_SKIP_LOCKED[self.db.dialect]}) "
             "AND (lease_until IS NULL OR lease_until < ?) RETURNING *",
             [owner, now + lease_seconds, *wanted, now, now, limit, now],
         )
@@ -312,9 +314,11 @@ class JobRepository:
         )
 
     async def release(self, job_id: int, owner: str, next_poll_at: float | None) -> None:
-        """Give the lease back and say when the job is next due."""
+        """Give the lease back and say when the job is next due (now, if it was woken while
+        leased: that news is newer than what the holder saw)."""
         await self.db.execute(
-            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_poll_at = ? "
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_poll_at = "
+            "CASE WHEN woken_at IS NULL THEN CAST(? AS DOUBLE PRECISION) ELSE woken_at END "
             "WHERE id = ? AND lease_owner = ?",
             (next_poll_at, job_id, owner),
         )
@@ -438,9 +442,13 @@ class JobRepository:
         return taken == 1
 
     async def wake(self, job_id: int) -> None:
-        """Make a job due now (a story, when one of its shots has ended)."""
+        """Make a job due now, ahead of the jobs due by the clock (a provider called back; a
+        story's shot has ended)."""
+        now = self.clock()
         await self.db.execute(
-            "UPDATE jobs SET next_poll_at = ? WHERE id = ?", (self.clock(), job_id)
+            "UPDATE jobs SET woken_at = ?, next_poll_at = CASE WHEN next_poll_at IS NULL "
+            "OR next_poll_at > ? THEN ? ELSE next_poll_at END WHERE id = ?",
+            (now, now, now, job_id),
         )
 
     async def oldest_due(self, states: Iterable[JobState]) -> float | None:

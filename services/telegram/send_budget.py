@@ -132,10 +132,15 @@ class SendBudget(BaseRateLimiter[JSONDict]):
         """Count this process's sends against the budget every process on ``tokens`` shares."""
         self.shared = tokens
 
-    def _buckets(self, chat_id: ChatKey | None) -> list[Bucket]:
+    def _buckets(self, chat_id: ChatKey | None, optional: bool = False) -> list[Bucket]:
         # Telegram counts the bot's sends in any second: an even pace (no burst) keeps every
         # second within the limit, with a margin for sends reaching it a little late.
-        buckets = [Bucket("all", self.limit / (self.window * 1.1), 1.0)]
+        rate = self.limit / (self.window * 1.1)
+        buckets = [Bucket("all", rate, 1.0)]
+        if optional:
+            # Progress edits and chat actions, from every process together, get at most half
+            # of the pace: the other half is always there for people's answers.
+            buckets.append(Bucket("optional", rate / 2, 1.0))
         if chat_id is not None:
             buckets.append(
                 Bucket(f"chat:{chat_id}", 1 / self.chat_interval, float(self.chat_burst))
@@ -146,7 +151,7 @@ class SendBudget(BaseRateLimiter[JSONDict]):
         """Tokens from the shared budget: waits for them, or, ``optional``, gives up at once."""
         if self.shared is None:
             return True
-        while (wait := await self.shared.take(self._buckets(chat_id))) is not None:
+        while (wait := await self.shared.take(self._buckets(chat_id, optional))) is not None:
             if optional:
                 return False
             await asyncio.sleep(wait)

@@ -141,6 +141,34 @@ _HTTPS_ONLY = "Bad Request: bad webhook: An HTTPS URL must be provided for webho
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
+# Without allowed_updates Telegram sends every kind of update but chat_member, message_reaction
+# and message_reaction_count (core.telegram.org/bots/api#getupdates).
+_DEFAULT_UPDATES = frozenset(
+    [
+        "message",
+        "edited_message",
+        "channel_post",
+        "edited_channel_post",
+        "business_connection",
+        "business_message",
+        "edited_business_message",
+        "deleted_business_messages",
+        "inline_query",
+        "chosen_inline_result",
+        "callback_query",
+        "shipping_query",
+        "pre_checkout_query",
+        "purchased_paid_media",
+        "poll",
+        "poll_answer",
+        "my_chat_member",
+        "chat_join_request",
+        "chat_boost",
+        "removed_chat_boost",
+    ]
+)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -229,6 +257,8 @@ class FakeTelegram(LocalServer):
         # setWebhook as Telegram records it, and where its updates really go: the test's
         # stand-in for the operator's TLS proxy in front of the bot (Telegram calls https only).
         self.webhook: JsonDict | None = None
+        # The update kinds the bot asked for (getUpdates or setWebhook; kept until changed).
+        self.allowed_updates: list[str] | None = None
         self.webhook_target: str | None = None
         self.webhook_posts: list[tuple[int, int]] = []  # (update_id, HTTP status)
         self._webhook_task: asyncio.Task[None] | None = None
@@ -1034,6 +1064,8 @@ class FakeTelegram(LocalServer):
         if self.webhook is not None:
             raise ApiError(409, _WEBHOOK_CONFLICT)
         offset = params.get("offset")
+        if isinstance(params.get("allowed_updates"), list):
+            self.allowed_updates = params["allowed_updates"]  # kept for the calls after
         limit = min(max(int(params.get("limit") or 100), 1), 100)
         timeout = max(float(params.get("timeout") or 0), 0.0)
         self._poll_generation += 1
@@ -1049,6 +1081,14 @@ class FakeTelegram(LocalServer):
                 await asyncio.wait_for(self._update_event.wait(), remaining)
             if generation != self._poll_generation:
                 raise ApiError(409, _CONFLICT)
+        return self._take(limit)
+
+    def _take(self, limit: int) -> list[JsonDict]:
+        """The next updates of the kinds the bot asked for; Telegram drops the others."""
+        wanted = set(self.allowed_updates or _DEFAULT_UPDATES)
+        self.state.pending = [
+            (u, f) for u, f in self.state.pending if wanted & (set(u) - {"update_id"})
+        ]
         return self.state.take(limit)
 
     async def _delete_webhook(self, params: JsonDict, files: dict[str, FileInfo]) -> bool:
@@ -1074,6 +1114,8 @@ class FakeTelegram(LocalServer):
         allowed = params.get("allowed_updates")
         if isinstance(allowed, str):
             allowed = json.loads(allowed)
+        if isinstance(allowed, list):
+            self.allowed_updates = allowed
         if params.get("drop_pending_updates"):
             self.state.pending.clear()
         self.webhook = {
@@ -1100,7 +1142,7 @@ class FakeTelegram(LocalServer):
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._update_event.wait(), 0.2)
                     continue
-                batch = self.state.take(int(self.webhook["max_connections"]))
+                batch = self._take(int(self.webhook["max_connections"]))
                 results = await asyncio.gather(
                     *(self._post_update(session, update) for update in batch)
                 )
