@@ -313,3 +313,29 @@ async def test_two_processes_seeing_one_payment_credit_it_once(pg_url: str) -> N
     finally:
         for db in processes:
             await db.close()
+
+
+async def test_a_payment_credited_just_before_a_stop_is_thanked_once_when_it_comes_again(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    from tests.fakes.telegram_stars import Charge
+
+    async with running_bot(buying(tg, tmp_path)) as app:
+        invoice = await buy(tg)
+        assert await approved(tg, tg.stars.check_out(USER, invoice))
+        # The last run wrote the payment and its credits, then stopped before the thank-you
+        # and before the update was marked done: Telegram delivers the payment again.
+        payments = services_of(app).shop.payments
+        order = await payments.order(int(invoice.params["payload"].split(":")[1]))
+        charge = Charge("stxCreditedBeforeTheStop", USER, 200, invoice.params["payload"])
+        assert await payments.record(charge.charge_id, order, USER, 200, 500)
+        tg.stars.charges[charge.charge_id] = charge
+        update = tg.stars.deliver_payment(charge)
+        await tg.wait_for(lambda: any("Thank you" in t for t in texts(tg)))
+        tg.redeliver(update)
+        tg.stars.deliver_payment(charge)
+        await tg.wait_for(lambda: tg.pending_updates == 0)
+        tg.user_message(USER, text="/credits")
+        await tg.wait_for(lambda: "Bought credits" in last(tg))
+    assert sum("Thank you" in t for t in texts(tg)) == 1
+    assert "Bought credits: 500." in last(tg)

@@ -168,6 +168,7 @@ class Shop:
         )
         if not added:
             log.info("payment %s seen before; nothing added", payment.charge_id)
+        if not await self.payments.to_thank(payment.charge_id):
             return
         if credits == 0:
             await self._tell_admins(

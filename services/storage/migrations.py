@@ -217,7 +217,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 credits INTEGER NOT NULL,
                 paid_at REAL NOT NULL,
                 refunded_at REAL,
-                taken_back INTEGER
+                taken_back INTEGER,
+                thanked INTEGER NOT NULL DEFAULT 0
             )
             """,
             "CREATE INDEX payments_paid ON payments (paid_at)",

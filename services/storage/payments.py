@@ -143,6 +143,14 @@ class PaymentRepository:
                 )
         return True
 
+    async def to_thank(self, charge_id: str) -> bool:
+        """True once per payment: whoever gets it says thank you. A payment redelivered after
+        a stop between crediting and thanking is thanked then, and never twice."""
+        changed = await self.db.execute(
+            "UPDATE payments SET thanked = 1 WHERE charge_id = ? AND thanked = 0", (charge_id,)
+        )
+        return changed == 1
+
     async def refund(self, charge_id: str) -> Refund | None:
         """Reconcile a refund: take back the payment's credits that are still unspent, once;
         None if there is no such payment."""
