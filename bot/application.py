@@ -6,7 +6,8 @@ import logging
 import os
 import socket
 import time
-from typing import Literal
+from collections.abc import Coroutine
+from typing import Any, Literal
 
 import httpx
 from telegram.ext import ApplicationBuilder, ContextTypes
@@ -34,6 +35,7 @@ from services.providers.muapi import MuapiProvider
 from services.storage.connect import open_database
 from services.storage.payments import PaymentRepository
 from services.storage.repositories import (
+    DUE_CHANNEL,
     AlbumRepository,
     AlertRepository,
     Clock,
@@ -230,6 +232,11 @@ def build_application(settings: Settings, clock: Clock = time.time, role: Role =
             app.job_queue.run_once(_albums, when=0.5, name="albums")
         if role != "ingress":
             services.callbacks.on_wake = services.poller.tick
+            # Work queued or woken by another process (an ingress) starts at once, not at
+            # the next tick; on SQLite there is no other process to hear from.
+            await services.db.listen(
+                DUE_CHANNEL, lambda: _background(app, services.poller.tick(), "poller-nudge")
+            )
             app.job_queue.run_repeating(
                 _tick,
                 interval=settings.poller_tick_seconds,
@@ -301,6 +308,11 @@ async def _albums(context: StudioContext) -> None:
 async def _housekeeping(context: StudioContext) -> None:
     """The JobQueue callback: hourly clean-up."""
     await context.services.housekeeping.run()
+
+
+def _background(app: App, work: Coroutine[Any, Any, object], name: str) -> None:
+    """Run ``work`` in the application's loop, without waiting for it."""
+    app.create_task(work, name=name)
 
 
 async def _tick(context: StudioContext) -> None:

@@ -62,6 +62,27 @@ async def test_an_ingress_answers_and_a_worker_makes_and_delivers(
     assert "Traceback" not in ingress_log + worker_log
 
 
+async def test_a_job_queued_by_the_ingress_is_taken_by_a_worker_at_once_not_at_its_next_tick(
+    tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes, pg_url: str
+) -> None:
+    ingress = on(pg_url, BotProcess(tg, tmp_path, "ingress", log="ingress.log"))
+    worker = on(pg_url, BotProcess(tg, tmp_path, "worker", log="worker.log"))
+    worker.env["POLLER_TICK_SECONDS"] = "120"  # its clock alone would take two minutes
+    await ingress.start()
+    await worker.start()
+    try:
+        card_id = await reply_to(tg, tg.user_message(USER, photo=photo_bytes, caption="zoom in"))
+        await asyncio.sleep(2.0)  # the worker's first tick has come and gone
+        tg.press_button(USER, card_id, data_for(tg, USER, card_id, "go"))
+        pressed = asyncio.get_running_loop().time()
+        while await job_states(pg_url) in (["draft"], ["queued"]):
+            assert asyncio.get_running_loop().time() - pressed < 5, "the worker never heard"
+            await asyncio.sleep(0.05)
+    finally:
+        await worker.stop()
+        await ingress.stop()
+
+
 @pytest.mark.parametrize("kill_after", [0.6, 1.5], ids=["submitting", "rendering"])
 async def test_a_worker_killed_mid_job_is_replaced_and_the_video_arrives_once(
     tg: FakeTelegram, tmp_path: Path, photo_bytes: bytes, pg_url: str, kill_after: float

@@ -87,6 +87,15 @@ class Database(ABC):
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """A transaction: committed when the block ends, rolled back if it raises."""
 
+    async def notify(self, channel: str) -> None:
+        """Tell the other processes on this database that ``channel`` has news (a hint only:
+        they still find the work by polling). One process on a file: nobody to tell."""
+        return None
+
+    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever another process notifies ``channel``."""
+        return None
+
     async def executemany(self, sql: str, params: Iterable[Params]) -> None:
         """One statement for many parameter sets, in one transaction."""
         async with self.transaction() as tx:

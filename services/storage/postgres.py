@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -95,6 +95,7 @@ class PostgresDatabase(Database):
         self.url = url
         self._min, self._max = min_size, max_size
         self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
 
     async def open(self) -> None:
         """Connect and apply pending migrations (one process at a time: an advisory lock)."""
@@ -114,6 +115,9 @@ class PostgresDatabase(Database):
                 await conn.execute("SELECT pg_advisory_unlock(0, 1)")
 
     async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -141,6 +145,15 @@ class PostgresDatabase(Database):
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self.pool.acquire() as conn, conn.transaction():
             yield PostgresTransaction(conn)
+
+    async def notify(self, channel: str) -> None:
+        await self.pool.execute("SELECT pg_notify($1, '')", channel)
+
+    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        # LISTEN holds its connection for as long as it listens: one of its own, not the pool's.
+        if self._listener is None:
+            self._listener = await asyncpg.connect(self.url)
+        await self._listener.add_listener(channel, lambda *_: callback())
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         """The first column of the first row (for probes such as ``doctor``)."""

@@ -43,6 +43,11 @@ BOUGHT_BALANCE = (
 )
 
 
+# Told (PostgreSQL's NOTIFY) whenever a job becomes due before its time: queued by the ingress,
+# woken by a callback. Workers listening start claiming at once; the poll stays the truth.
+DUE_CHANNEL = "studio_due"
+
+
 @dataclass(frozen=True)
 class Reservation:
     """Credits to hold for a job as it is queued: ``amount``, if what the user has held since
@@ -264,6 +269,8 @@ class JobRepository:
                     "AND s.entry IN ('keep', 'refund'))",
                     (settle, dst.value, now, job_id, job_id),
                 )
+        if dst == JobState.QUEUED:
+            await self.db.notify(DUE_CHANNEL)  # a worker elsewhere may start on it at once
         return True
 
     async def update(self, job_id: int, **fields: Any) -> None:
@@ -424,6 +431,7 @@ class JobRepository:
                 )
                 if shot_id and reserve is not None and reserve.amount:
                     await _hold(tx, shot_id, reserve, now)
+        await self.db.notify(DUE_CHANNEL)
         return True
 
     async def take_turn(self, shot_id: int, parent_id: int, limit: int) -> bool:
@@ -450,6 +458,7 @@ class JobRepository:
             "OR next_poll_at > ? THEN ? ELSE next_poll_at END WHERE id = ?",
             (now, now, now, job_id),
         )
+        await self.db.notify(DUE_CHANNEL)
 
     async def oldest_due(self, states: Iterable[JobState]) -> float | None:
         """The earliest due time among jobs in ``states`` (None when there are none)."""
