@@ -335,6 +335,14 @@ TEXTS: dict[str, dict[str, str]] = {
             "haven't used can be refunded. See /terms."
         ),
         "paysupport_sent": "Thanks — your message went to the operators. They'll answer here.",
+        "payment_unmatched": (
+            "I received your payment of {stars} ⭐ but could not match it to a pack. The "
+            "operators have been told and will sort it out or refund it."
+        ),
+        "payment_unmatched_admin": (
+            "⚠️ A payment of {stars} ⭐ from {user} (id {user_id}) matches no order. "
+            "Refund it with <code>/refund {charge}</code>."
+        ),
         "paysupport_admin": "💬 Payment help from {user} (id {user_id}):\n{message}",
         "terms": (
             "<b>Terms of purchase</b>\n"

@@ -339,3 +339,23 @@ async def test_a_payment_credited_just_before_a_stop_is_thanked_once_when_it_com
         await tg.wait_for(lambda: "Bought credits" in last(tg))
     assert sum("Thank you" in t for t in texts(tg)) == 1
     assert "Bought credits: 500." in last(tg)
+
+
+async def test_a_payment_that_matches_no_order_is_kept_and_the_admins_can_refund_it(
+    tg: FakeTelegram, tmp_path: Path
+) -> None:
+    from tests.fakes.telegram_stars import Charge
+
+    tg.add_chat(ADMIN)
+    async with running_bot(buying(tg, tmp_path)) as app:
+        # Paid for an order this bot never made (its database was replaced, say).
+        charge = Charge("stxForNoOrder", USER, 50, "order:424242")
+        tg.stars.charges[charge.charge_id] = charge
+        tg.stars.deliver_payment(charge)
+        await tg.wait_for(lambda: "could not match it" in last(tg))
+        await tg.wait_for(lambda: "matches no order" in last(tg, ADMIN))
+        assert "/refund stxForNoOrder" in last(tg, ADMIN)
+        assert (await services_of(app).studio.credits.allowance(USER)).bought == 0
+        tg.user_message(ADMIN, text="/refund stxForNoOrder")
+        await tg.wait_for(lambda: "Refunded 50 ⭐" in last(tg, ADMIN))
+    assert tg.stars.charges["stxForNoOrder"].refunded

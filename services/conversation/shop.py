@@ -172,12 +172,15 @@ class Shop:
             return
         if credits == 0:
             await self._tell_admins(
-                "paysupport_admin",
-                user=html.escape(user.first_name),
+                "payment_unmatched_admin",
+                stars=payment.total,
+                user=html.escape(user.first_name or str(user.id)),
                 user_id=user.id,
-                message=f"unmatched payment {html.escape(payment.charge_id)}",
+                charge=html.escape(payment.charge_id),
             )
-            await self.messenger.send_text(user.chat_id, text(user.language, "paysupport_sent"))
+            await self.messenger.send_text(
+                user.chat_id, text(user.language, "payment_unmatched", stars=payment.total)
+            )
             return
         allowance = await self.credits.allowance(user.id)
         await self.messenger.send_text(
