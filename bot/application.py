@@ -6,8 +6,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Coroutine
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 from telegram.ext import ApplicationBuilder, ContextTypes
@@ -235,7 +234,7 @@ def build_application(settings: Settings, clock: Clock = time.time, role: Role =
             # Work queued or woken by another process (an ingress) starts at once, not at
             # the next tick; on SQLite there is no other process to hear from.
             await services.db.listen(
-                DUE_CHANNEL, lambda: _background(app, services.poller.tick(), "poller-nudge")
+                DUE_CHANNEL, lambda: app.create_task(services.poller.tick(), name="poller-nudge")
             )
             app.job_queue.run_repeating(
                 _tick,
@@ -308,11 +307,6 @@ async def _albums(context: StudioContext) -> None:
 async def _housekeeping(context: StudioContext) -> None:
     """The JobQueue callback: hourly clean-up."""
     await context.services.housekeeping.run()
-
-
-def _background(app: App, work: Coroutine[Any, Any, object], name: str) -> None:
-    """Run ``work`` in the application's loop, without waiting for it."""
-    app.create_task(work, name=name)
 
 
 async def _tick(context: StudioContext) -> None:

@@ -3,7 +3,7 @@ pack buttons, the pre-checkout query and the payment messages."""
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import RefundedPayment, SuccessfulPayment, Update
 
 from handlers.buttons import answer_press
 from handlers.context import StudioContext
@@ -64,33 +64,24 @@ async def pre_checkout(update: Update, context: StudioContext) -> None:
     await context.services.shop.pre_checkout(context.user(update), checkout)
 
 
+def _reported(payment: SuccessfulPayment | RefundedPayment) -> PaidStars:
+    return PaidStars(
+        charge_id=payment.telegram_payment_charge_id,
+        currency=payment.currency,
+        total=payment.total_amount,
+        payload=payment.invoice_payload,
+    )
+
+
 async def paid(update: Update, context: StudioContext) -> None:
     """``successful_payment``: the pack's credits, once per charge."""
     message = update.effective_message
     assert message is not None and message.successful_payment is not None
-    payment = message.successful_payment
-    await context.services.shop.paid(
-        context.user(update),
-        PaidStars(
-            charge_id=payment.telegram_payment_charge_id,
-            currency=payment.currency,
-            total=payment.total_amount,
-            payload=payment.invoice_payload,
-        ),
-    )
+    await context.services.shop.paid(context.user(update), _reported(message.successful_payment))
 
 
 async def refunded(update: Update, context: StudioContext) -> None:
     """``refunded_payment``: Telegram gave the Stars back; the unspent credits go too."""
     message = update.effective_message
     assert message is not None and message.refunded_payment is not None
-    payment = message.refunded_payment
-    await context.services.shop.refunded(
-        context.user(update),
-        PaidStars(
-            charge_id=payment.telegram_payment_charge_id,
-            currency=payment.currency,
-            total=payment.total_amount,
-            payload=payment.invoice_payload,
-        ),
-    )
+    await context.services.shop.refunded(context.user(update), _reported(message.refunded_payment))

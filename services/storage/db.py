@@ -92,7 +92,7 @@ class Database(ABC):
         they still find the work by polling). One process on a file: nobody to tell."""
         return None
 
-    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+    async def listen(self, channel: str, callback: Callable[[], object]) -> None:
         """Call ``callback`` whenever another process notifies ``channel``."""
         return None
 

@@ -7,7 +7,7 @@ same transaction as its order's state and the ledger row that adds the credits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from services.storage.db import LOCK_CREDITS, Database, Row
 from services.storage.repositories import BOUGHT_BALANCE, Clock
@@ -182,7 +182,7 @@ class PaymentRepository:
                     "created_at) VALUES (?, NULL, 'grant', ?, 0, ?, ?)",
                     (payment.user_id, -taken, f"refund:{charge_id}", now),
                 )
-        done = Payment(**{**current.__dict__, "refunded_at": now, "taken_back": taken})
+        done = replace(current, refunded_at=now, taken_back=taken)
         return Refund(done, taken, already=False)
 
     async def claim_offer(self, user_id: int, day_start: float) -> bool:

@@ -149,7 +149,7 @@ class PostgresDatabase(Database):
     async def notify(self, channel: str) -> None:
         await self.pool.execute("SELECT pg_notify($1, '')", channel)
 
-    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+    async def listen(self, channel: str, callback: Callable[[], object]) -> None:
         # LISTEN holds its connection for as long as it listens: one of its own, not the pool's.
         if self._listener is None:
             self._listener = await asyncpg.connect(self.url)
