@@ -29,6 +29,7 @@ from services.production.poller import Poller, PollerConfig
 from services.providers.base import Provider, ProviderSet
 from services.providers.callbacks import Callbacks, FalSignatures
 from services.providers.fal import FalProvider
+from services.providers.http import StatusClient
 from services.providers.local import LocalStudio
 from services.providers.muapi import MuapiProvider
 from services.storage.connect import open_database
@@ -61,12 +62,19 @@ def make_providers(settings: Settings, http: httpx.AsyncClient) -> ProviderSet:
 
 
 def _remote_provider(settings: Settings, http: httpx.AsyncClient) -> Provider | None:
+    def statuses() -> StatusClient:
+        # A connection for each poll that may run at once; the provider closes them.
+        return StatusClient(
+            settings.max_concurrent_polls, timeout=settings.provider_timeout_seconds
+        )
+
     if settings.provider == "muapi" and settings.muapi_api_key is not None:
         return MuapiProvider(
             http,
             api_key=settings.muapi_api_key.get_secret_value(),
             base_url=settings.muapi_base_url,
             timeout=settings.provider_timeout_seconds,
+            statuses=statuses(),
         )
     if settings.provider == "fal" and settings.fal_key is not None:
         return FalProvider(
@@ -75,6 +83,7 @@ def _remote_provider(settings: Settings, http: httpx.AsyncClient) -> Provider | 
             queue_url=settings.fal_queue_url,
             rest_url=settings.fal_rest_url,
             timeout=settings.provider_timeout_seconds,
+            statuses=statuses(),
         )
     return None
 

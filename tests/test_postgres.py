@@ -190,16 +190,16 @@ async def test_send_tokens_are_shared_by_every_process_on_the_database(
     chat = Bucket("chat:7", rate=1.0, burst=1.0)
     # Two processes take from the same buckets: together, never more than the burst.
     taken = [await repo.take([overall]) for repo in (first, second, first, second, first)]
-    assert taken == [None] * 5
-    assert await second.take([overall]) == pytest.approx(0.1)
+    assert taken == [{}] * 5
+    assert await second.take([overall]) == {"all": pytest.approx(0.1)}
     now[0] += 0.1
-    assert await first.take([overall, chat]) is None  # refilled by time
+    assert await first.take([overall, chat]) == {}  # refilled by time
     other = Bucket("chat:8", rate=1.0, burst=1.0)
-    assert await second.take([overall, other]) == pytest.approx(0.1)  # the overall is empty
+    assert await second.take([overall, other]) == {"all": pytest.approx(0.1)}  # all is empty
     now[0] += 1.0
-    assert await second.take([overall, chat]) is None
-    assert await first.take([overall, chat]) == pytest.approx(1.0)  # the chat's is empty
-    assert await first.take([overall]) is None  # a refusal took nothing from "all"
+    assert await second.take([overall, chat]) == {}
+    assert await first.take([overall, chat]) == {"chat:7": pytest.approx(1.0)}  # the chat's
+    assert await first.take([overall]) == {}  # a refusal took nothing from "all"
 
 
 async def test_progress_edits_of_every_process_get_at_most_half_the_shared_pace(
@@ -215,9 +215,9 @@ async def test_progress_edits_of_every_process_get_at_most_half_the_shared_pace(
     edits = answers = 0
     for turn in range(100):  # edits try at every refill first, answers every other one
         now[0] += step
-        edits += await tokens.take(optional) is None
+        edits += not await tokens.take(optional)
         if turn % 2:
-            answers += await tokens.take(required) is None
+            answers += not await tokens.take(required)
     # The edits never took more than half the pace, so the answers always found a token.
     assert edits == 50 and answers == 50
 

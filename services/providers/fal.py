@@ -46,23 +46,38 @@ class FalProvider:
         queue_url: str,
         rest_url: str,
         timeout: float = 60.0,
+        statuses: web.StatusClient | None = None,
     ) -> None:
         self.client = client
+        self.statuses = statuses  # status polls, when given (they come by the hundred)
         self.timeout = httpx.Timeout(timeout, connect=10.0)
         self.queue = queue_url.rstrip("/")
         self.rest = rest_url.rstrip("/")
         self._headers = {"Authorization": f"Key {key}"}
 
-    async def _request(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
+    def _own(self, url: str, *, what: str) -> None:
         # The key only ever goes to fal's own hosts, whatever URL an answer tries to send us to.
         if not (web.same_origin(url, self.queue) or web.same_origin(url, self.rest)):
             raise ProviderPermanent(f"{what}: refusing a URL outside fal's hosts")
+
+    async def _request(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
+        self._own(url, what=what)
         try:
             response = await self.client.request(
                 method, url, headers=self._headers, timeout=self.timeout, **kwargs
             )
         except httpx.HTTPError as exc:
             raise web.transport_error(exc, what=what) from exc
+        web.raise_for(response, what=what)
+        return response
+
+    async def _status(
+        self, url: str, *, what: str, params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        if self.statuses is None:
+            return await self._request("GET", url, what=what, params=params)
+        self._own(url, what=what)
+        response = await self.statuses.get(url, headers=self._headers, what=what, params=params)
         web.raise_for(response, what=what)
         return response
 
@@ -121,7 +136,7 @@ class FalProvider:
     async def poll(self, submission: Submission) -> ProviderStatus:
         """Status first; the result only once the job says COMPLETED."""
         status_url = str(submission.data.get("status_url", ""))
-        response = await self._request("GET", status_url, what="poll", params={"logs": "1"})
+        response = await self._status(status_url, what="poll", params={"logs": "1"})
         body = web.json_of(response, what="poll")
         status = str(body.get("status", ""))
         if status == "IN_QUEUE":
@@ -147,8 +162,8 @@ class FalProvider:
 
     async def _result(self, submission: Submission) -> ProviderStatus:
         try:
-            response = await self._request(
-                "GET", str(submission.data.get("response_url", "")), what="result"
+            response = await self._status(
+                str(submission.data.get("response_url", "")), what="result"
             )
         except ProviderPermanent as exc:
             if exc.reason in ("out_of_credit", "auth"):
@@ -178,4 +193,6 @@ class FalProvider:
         """Nothing kept locally."""
 
     async def close(self) -> None:
-        """The HTTP client belongs to the application."""
+        """The HTTP client belongs to the application; the status client is ours."""
+        if self.statuses is not None:
+            await self.statuses.aclose()

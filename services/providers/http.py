@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 
 from services.downloads import CHUNK, stream_to_file
@@ -162,3 +163,64 @@ async def fetch_output(client: httpx.AsyncClient, url: str, dest: Path, max_byte
         raise ProviderTransient(f"output download: {exc}", reached=True) from exc
     finally:
         partial.unlink(missing_ok=True)
+
+
+class StatusClient:
+    """The GET requests of status polls, over aiohttp: a worker sends them by the hundred a
+    second, and they are most of its work.
+
+    Through httpx the same request cost about 1.3 ms of CPU on a 2-core machine (pool
+    bookkeeping, anyio and h11, all in Python; a pool of dozens of connections much more)
+    against about 0.3 ms here: the difference between one worker polling 10,000 jobs within
+    the poll interval or not. Answers come back as httpx Responses, so they are judged by
+    ``raise_for`` like every other call. Redirects are not followed: the key in the headers
+    never goes on to another address.
+    """
+
+    def __init__(self, connections: int, *, timeout: float, connect: float = 10.0) -> None:
+        self._connections = connections
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running event loop; the same trust store as httpx.
+        connector = aiohttp.TCPConnector(
+            limit=self._connections, ssl=httpx.create_ssl_context(), keepalive_timeout=30.0
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar()
+        )
+        return self._session
+
+    async def get(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str],
+        what: str,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """The answer to a GET, whatever its status; a failure on the wire is transient."""
+        session = self._session or self._open()
+        try:
+            async with session.get(
+                url, headers=headers, params=params, allow_redirects=False
+            ) as reply:
+                body = await reply.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            never_sent = isinstance(
+                exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError
+            )
+            # The type only: aiohttp's messages can carry the URL.
+            raise ProviderTransient(
+                f"{what}: {type(exc).__name__}", reached=not never_sent
+            ) from exc
+        if 300 <= reply.status < 400:
+            raise ProviderTransient(f"{what}: HTTP {reply.status}, a redirect", reached=True)
+        return httpx.Response(reply.status, headers=list(reply.headers.items()), content=body)
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

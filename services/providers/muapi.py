@@ -75,9 +75,16 @@ class MuapiProvider:
     name = "muapi"
 
     def __init__(
-        self, client: httpx.AsyncClient, *, api_key: str, base_url: str, timeout: float = 60.0
+        self,
+        client: httpx.AsyncClient,
+        *,
+        api_key: str,
+        base_url: str,
+        timeout: float = 60.0,
+        statuses: web.StatusClient | None = None,
     ) -> None:
         self.client = client
+        self.statuses = statuses  # status polls, when given (they come by the hundred)
         self.timeout = httpx.Timeout(timeout, connect=10.0)
         self.api = f"{base_url.rstrip('/')}/api/v1"
         self._headers = {"x-api-key": api_key}
@@ -89,6 +96,13 @@ class MuapiProvider:
             )
         except httpx.HTTPError as exc:
             raise web.transport_error(exc, what=what) from exc
+        web.raise_for(response, what=what)
+        return response
+
+    async def _status(self, path: str, *, what: str) -> httpx.Response:
+        if self.statuses is None:
+            return await self._request("GET", path, what=what)
+        response = await self.statuses.get(f"{self.api}/{path}", headers=self._headers, what=what)
         web.raise_for(response, what=what)
         return response
 
@@ -184,8 +198,8 @@ class MuapiProvider:
                 outputs=output_urls(submission.data["outputs"]),
             )
         try:
-            response = await self._request(
-                "GET", f"predictions/{submission.external_id}/result", what="poll"
+            response = await self._status(
+                f"predictions/{submission.external_id}/result", what="poll"
             )
         except ProviderPermanent as exc:
             if "HTTP 400" in str(exc):
@@ -220,4 +234,6 @@ class MuapiProvider:
         """Nothing kept locally."""
 
     async def close(self) -> None:
-        """The HTTP client belongs to the application."""
+        """The HTTP client belongs to the application; the status client is ours."""
+        if self.statuses is not None:
+            await self.statuses.aclose()

@@ -32,6 +32,13 @@ _DDL = (
 STATEMENT_TIMEOUT_MS = 30_000
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """How a connection goes back to the pool. asyncpg itself still rolls back a transaction
+    left open; its default reset (unlock all, close cursors, unlisten, reset settings) would
+    add a round trip to every statement, and no statement here leaves such state behind: no
+    SET, no LISTEN on a pooled connection, a session lock is released where it is taken."""
+
+
 @functools.lru_cache(maxsize=2048)
 def dollar_params(sql: str) -> str:
     """``?`` placeholders as PostgreSQL's ``$1, $2…``; quoted text is left alone. (The
@@ -105,6 +112,7 @@ class PostgresDatabase(Database):
             max_size=self._max,
             command_timeout=STATEMENT_TIMEOUT_MS / 1000,
             server_settings={"statement_timeout": str(STATEMENT_TIMEOUT_MS)},
+            reset=_no_reset,
         )
         async with self.pool.acquire() as conn:
             # Several processes starting together: one migrates, the others wait and find it done.

@@ -320,14 +320,20 @@ class JobRepository:
             (self.clock() + lease_seconds, owner),
         )
 
-    async def release(self, job_id: int, owner: str, next_poll_at: float | None) -> None:
+    async def release(
+        self, job_id: int, owner: str, next_poll_at: float | None, **fields: Any
+    ) -> None:
         """Give the lease back and say when the job is next due (now, if it was woken while
-        leased: that news is newer than what the holder saw)."""
+        leased: that news is newer than what the holder saw); ``fields`` are set with it (a
+        poll's outcome), and only while ``owner`` still holds the lease."""
+        if fields:
+            fields["updated_at"] = self.clock()
+        assignments, values = _assignments(fields)
         await self.db.execute(
-            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_poll_at = "
-            "CASE WHEN woken_at IS NULL THEN CAST(? AS DOUBLE PRECISION) ELSE woken_at END "
-            "WHERE id = ? AND lease_owner = ?",
-            (next_poll_at, job_id, owner),
+            "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_poll_at = "  # noqa: S608
+            "CASE WHEN woken_at IS NULL THEN CAST(? AS DOUBLE PRECISION) ELSE woken_at END"
+            f"{', ' if assignments else ''}{assignments} WHERE id = ? AND lease_owner = ?",
+            [next_poll_at, *values, job_id, owner],
         )
 
     async def for_user(self, user_id: int, states: Iterable[JobState]) -> list[Job]:
@@ -804,9 +810,9 @@ class SendTokenRepository:
         self.db = db
         self.clock = clock
 
-    async def take(self, buckets: list[Bucket]) -> float | None:
-        """One token from every bucket, or none at all: None when taken, else the seconds until
-        all of them hold one."""
+    async def take(self, buckets: list[Bucket]) -> dict[str, float]:
+        """One token from every bucket, or none at all: empty when taken, else the seconds each
+        bucket that is short needs to hold one (by its key)."""
         now = self.clock()
         async with self.db.transaction() as tx:
             await tx.lock(LOCK_SENDS, 0)
@@ -821,16 +827,18 @@ class SendTokenRepository:
                     refill = (now - float(row["at"])) * bucket.rate
                     levels[bucket.key] = min(bucket.burst, float(row["tokens"]) + max(0.0, refill))
             # A hair under one token is one: refills are sums of small float steps.
-            short = [(1 - levels[b.key]) / b.rate for b in buckets if levels[b.key] < 1 - 1e-9]
+            short = {
+                b.key: (1 - levels[b.key]) / b.rate for b in buckets if levels[b.key] < 1 - 1e-9
+            }
             if short:
-                return max(short)
+                return short
             for bucket in buckets:
                 await tx.execute(
                     "INSERT INTO send_tokens (key, tokens, at) VALUES (?, ?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at = excluded.at",
                     (bucket.key, max(0.0, levels[bucket.key] - 1), now),
                 )
-        return None
+        return {}
 
     async def prune(self, older_than: float) -> int:
         """Forget chats' buckets that have long been full again."""

@@ -127,6 +127,11 @@ class SendBudget(BaseRateLimiter[JSONDict]):
         self._next_sweep = 0.0
         # With several processes on one database, their sends also share its token buckets.
         self.shared: SendTokenRepository | None = None
+        # Shared buckets found short, by key: the time until which they cannot hold a token.
+        # Only time refills them (other processes only take), so until then an optional send
+        # is skipped without asking the database: in a big round most of them would be.
+        self._short: dict[str, float] = {}
+        self._asking = False
 
     def share(self, tokens: SendTokenRepository) -> None:
         """Count this process's sends against the budget every process on ``tokens`` shares."""
@@ -151,11 +156,32 @@ class SendBudget(BaseRateLimiter[JSONDict]):
         """Tokens from the shared budget: waits for them, or, ``optional``, gives up at once."""
         if self.shared is None:
             return True
-        while (wait := await self.shared.take(self._buckets(chat_id, optional))) is not None:
-            if optional:
-                return False
-            await asyncio.sleep(wait)
-        return True
+        if optional:
+            # One optional send asks at a time; the others are skipped meanwhile.
+            self._asking = True
+            try:
+                short = await self.shared.take(self._buckets(chat_id, optional))
+            finally:
+                self._asking = False
+            now = self.clock()
+            for key, wait in short.items():
+                self._short[key] = now + wait
+            return not short
+        while True:
+            short = await self.shared.take(self._buckets(chat_id))
+            if not short:
+                return True
+            await asyncio.sleep(max(short.values()))  # only time refills a bucket
+
+    def _shared_short(self, chat_id: ChatKey | None, now: float) -> bool:
+        """Whether a shared bucket an optional send needs is known to be short now, or another
+        optional send is asking for them."""
+        if self._asking:
+            return True
+        if not self._short:
+            return False
+        keys = ("all", "optional", f"chat:{chat_id}" if chat_id is not None else "")
+        return any(self._short.get(key, 0.0) > now for key in keys)
 
     async def initialize(self) -> None:
         """Nothing to set up."""
@@ -222,6 +248,7 @@ class SendBudget(BaseRateLimiter[JSONDict]):
         if now < self._next_sweep:
             return
         self._next_sweep = now + 60.0
+        self._short = {key: until for key, until in self._short.items() if until > now}
         for chat_id, usage in list(self._chats.items()):
             if now >= usage.paused_until:
                 self._chat_tokens(usage, now)
@@ -234,6 +261,8 @@ class SendBudget(BaseRateLimiter[JSONDict]):
         """Whether an optional send would get a slot now (it still has to take one)."""
         now = self.clock()
         if self._all.busy or self._overall_wait(now, share) is not None:
+            return False
+        if self._shared_short(chat_id, now):
             return False
         usage = self._chat(chat_id)
         if usage is None:
