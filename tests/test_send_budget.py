@@ -188,3 +188,47 @@ async def test_a_burst_of_people_gets_no_429_from_a_strict_flood_limit(tmp_path:
             tg.user_message(uid, text="hello")
         await tg.wait_for(lambda: all(tg.messages(uid) for uid in people), timeout=30)
     assert tg.flood_429_count == 0
+
+
+class ShortTokens:
+    """The shared budget of other processes: says how long each bucket it lacks needs."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.short: dict[str, float] = {}
+
+    async def take(self, buckets: Any) -> dict[str, float]:
+        self.asked += 1
+        await asyncio.sleep(0)  # a database round trip
+        keys = {bucket.key for bucket in buckets}
+        return {key: wait for key, wait in self.short.items() if key in keys}
+
+
+async def test_progress_edits_do_not_ask_the_shared_budget_while_it_is_known_to_be_short() -> None:
+    clock = Clock()
+    budget = SendBudget(30, clock=clock)
+    tokens = ShortTokens()
+    budget.share(tokens)  # type: ignore[arg-type]
+    tokens.short = {"optional": 0.5}
+    with pytest.raises(Skipped):
+        await send(budget, "editMessageText", chat=1, optional=True)
+    assert tokens.asked == 1
+    # Other processes took the progress share: until it refills, edits are skipped at once.
+    for chat in range(2, 50):
+        with pytest.raises(Skipped):
+            await send(budget, "editMessageText", chat=chat, optional=True)
+    assert tokens.asked == 1
+    await send(budget, chat=2)  # a person's answer still asks, and goes
+    assert tokens.asked == 2
+    clock.now = 0.5
+    tokens.short = {}
+    await send(budget, "editMessageText", chat=3, optional=True)  # refilled: asked, and sent
+    assert tokens.asked == 3
+    # Many edits at one moment: one asks, the rest give way instead of queueing on the database.
+    clock.now = 5.0
+    tokens.short = {"optional": 0.1}
+    results = await asyncio.gather(
+        *(send(budget, "editMessageText", chat=c, optional=True) for c in range(100, 120)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, Skipped) for r in results) and tokens.asked == 4
