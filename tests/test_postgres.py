@@ -249,3 +249,44 @@ async def test_a_woken_job_is_claimed_before_a_backlog_and_a_wake_while_leased_i
     await jobs.release(called_back, "w2", now[0] + 60)  # not woken meanwhile: as told
     rest = await jobs.claim_due("w3", 60, 10)
     assert [j.id for j in rest] == backlog
+
+
+async def test_a_claim_among_thousands_of_running_jobs_reads_only_the_first_due(
+    database: Database,
+) -> None:
+    from tests.test_jobs import draft
+
+    now = [1000.0]
+    jobs = JobRepository(database, lambda: now[0])
+    job, _ = await jobs.create(draft(100))
+    await jobs.transition(job.id, S.DRAFT, S.QUEUED)
+    row = await database.fetchone("SELECT * FROM jobs WHERE id = ?", (job.id,))
+    assert row is not None
+    names = [name for name in dict(row) if name != "id"]
+    # 3,000 copies, running, due one a second from 1,500 s ago: half overdue, half not yet.
+    first = now[0] - 1500
+    varied = {"next_poll_at": f"{first} + n", "source_message_id": "9999 + n"}
+    await database.execute(
+        "WITH RECURSIVE n(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM n WHERE n < 3000) "
+        f"INSERT INTO jobs ({', '.join(names)}) "
+        f"SELECT {', '.join(varied.get(name, name) for name in names)} FROM jobs, n WHERE id = ?",
+        (job.id,),
+    )
+    await database.execute("UPDATE jobs SET state = 'running'")
+    claimed = await jobs.claim_due("w1", 60, 12, [S.QUEUED, S.SUBMITTING, S.RUNNING])
+    assert [j.next_poll_at for j in claimed] == [first + n for n in range(1, 13)]
+    if not isinstance(database, PostgresDatabase):
+        return
+    await database.execute("ANALYZE jobs")
+    plan = "\n".join(
+        r[0]
+        for r in await database.fetchall(
+            "EXPLAIN UPDATE jobs SET lease_owner = 'w' WHERE id IN (SELECT id FROM jobs "
+            "WHERE state IN ('queued', 'running', 'submitting') "
+            "AND COALESCE(next_poll_at, 0) <= ? ORDER BY COALESCE(next_poll_at, 0) LIMIT 12 "
+            "FOR UPDATE SKIP LOCKED)",
+            (now[0],),
+        )
+    )
+    # An index walk that stops after twelve, not a sort of the 1,500 due jobs.
+    assert "jobs_due_first" in plan and "Sort" not in plan, plan

@@ -244,4 +244,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "ALTER TABLE jobs ADD COLUMN woken_at REAL",
         ],
     ),
+    (
+        8,
+        [
+            # A claim reads the few jobs due first, in order, instead of sorting every active
+            # job: with 10,000 running, that sort cost ~8 ms a claim, and a claim follows each
+            # callback. The states are the active ones (repositories' _ACTIVE).
+            "CREATE INDEX jobs_due_first ON jobs ((COALESCE(next_poll_at, 0))) "
+            "WHERE state IN ('queued', 'submitting', 'running', 'downloading', 'delivering')",
+            "CREATE INDEX jobs_woken ON jobs (woken_at) WHERE woken_at IS NOT NULL",
+        ],
+    ),
 ]

@@ -293,25 +293,33 @@ class JobRepository:
     ) -> list[Job]:
         """Lease up to ``limit`` due jobs (active, or of ``states``); no other process gets them.
 
-        One statement picks and leases the batch, so a round over thousands of jobs costs one
-        write per batch rather than three per job, and two processes can never lease one job.
+        Woken jobs come first (a callback's job must not wait behind a backlog of polls), then
+        the jobs due longest. Each is one statement for a whole batch, so a round over
+        thousands of jobs costs one write per batch rather than three per job, and two
+        processes can never lease one job.
         """
         now = self.clock()
-        wanted = [s.value for s in (states if states is not None else _ACTIVE) if s in _ACTIVE]
-        marks = ", ".join("?" for _ in wanted)
-        rows = await self.db.fetchall(
-            "UPDATE jobs SET lease_owner = ?, lease_until = ?, woken_at = NULL "  # noqa: S608
-            f"WHERE id IN (SELECT id FROM jobs WHERE state IN ({marks}) "
-            "AND (next_poll_at IS NULL OR next_poll_at <= ?) "
-            "AND (lease_until IS NULL OR lease_until < ?) "
-            # Woken jobs first: a callback's job must not wait behind a backlog of polls.
-            "ORDER BY (CASE WHEN woken_at IS NULL THEN 1 ELSE 0 END), next_poll_at "
-            f"LIMIT ?{_SKIP_LOCKED[self.db.dialect]}) "
-            "AND (lease_until IS NULL OR lease_until < ?) RETURNING *",
-            [owner, now + lease_seconds, *wanted, now, now, limit, now],
-        )
-        claimed = [Job.from_row(row) for row in rows]
-        return sorted(claimed, key=lambda job: (job.next_poll_at or 0, job.id))
+        wanted = sorted(s for s in (states if states is not None else _ACTIVE) if s in _ACTIVE)
+        # The states as literals (they are the enum's own values): PostgreSQL then knows the
+        # partial indexes over active jobs cover the query.
+        among = ", ".join(f"'{state.value}'" for state in wanted)
+        claimed: list[Job] = []
+        woken: tuple[str, str, list[float]] = ("woken_at IS NOT NULL", "woken_at", [])
+        due = ("COALESCE(next_poll_at, 0) <= ?", "COALESCE(next_poll_at, 0)", [now])
+        for where, order, args in (woken, due):
+            if len(claimed) >= limit:
+                break
+            rows = await self.db.fetchall(
+                "UPDATE jobs SET lease_owner = ?, lease_until = ?, woken_at = NULL "  # noqa: S608
+                f"WHERE id IN (SELECT id FROM jobs WHERE state IN ({among}) AND {where} "
+                f"AND (lease_until IS NULL OR lease_until < ?) ORDER BY {order} "
+                f"LIMIT ?{_SKIP_LOCKED[self.db.dialect]}) "
+                "AND (lease_until IS NULL OR lease_until < ?) RETURNING *",
+                [owner, now + lease_seconds, *args, now, limit - len(claimed), now],
+            )
+            batch = [Job.from_row(row) for row in rows]
+            claimed += sorted(batch, key=lambda job: (job.next_poll_at or 0, job.id))
+        return claimed
 
     async def renew_leases(self, owner: str, lease_seconds: float) -> int:
         """Extend every lease ``owner`` holds (long work such as an upload is still going)."""
