@@ -53,20 +53,21 @@ from services.telegram.send_budget import SendBudget
 
 log = logging.getLogger(__name__)
 
+Role = Literal["all", "ingress", "worker"]
 
-def make_providers(settings: Settings, http: httpx.AsyncClient) -> ProviderSet:
-    """The backend chosen by the settings, plus the local studio for free local work."""
+
+def make_providers(settings: Settings, http: httpx.AsyncClient, polls: int) -> ProviderSet:
+    """The backend chosen by the settings, plus the local studio for free local work
+    (``polls``: how many status polls may run at once)."""
     local = LocalStudio(settings.data_dir, height=settings.local_studio_height)
-    main = _remote_provider(settings, http)
+    main = _remote_provider(settings, http, polls)
     return ProviderSet(main=main or local, local=local)
 
 
-def _remote_provider(settings: Settings, http: httpx.AsyncClient) -> Provider | None:
+def _remote_provider(settings: Settings, http: httpx.AsyncClient, polls: int) -> Provider | None:
     def statuses() -> StatusClient:
         # A connection for each poll that may run at once; the provider closes them.
-        return StatusClient(
-            settings.max_concurrent_polls, timeout=settings.provider_timeout_seconds
-        )
+        return StatusClient(polls, timeout=settings.provider_timeout_seconds)
 
     if settings.provider == "muapi" and settings.muapi_api_key is not None:
         return MuapiProvider(
@@ -88,13 +89,17 @@ def _remote_provider(settings: Settings, http: httpx.AsyncClient) -> Provider | 
     return None
 
 
-async def open_services(app: App, settings: Settings, clock: Clock = time.time) -> Services:
-    """Open the database and HTTP client and wire every service."""
+async def open_services(
+    app: App, settings: Settings, clock: Clock = time.time, role: Role = "all"
+) -> Services:
+    """Open the database and HTTP client and wire every service (``role``: what this process
+    does; see ``build_application``)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings.database_url)
     await db.open()
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=True)
-    providers = make_providers(settings, http)
+    polls = settings.poll_concurrency(answers_people=role != "worker")
+    providers = make_providers(settings, http, polls)
     jobs = JobRepository(db, clock)
     users = UserRepository(db, clock)
     media = MediaRepository(db, clock)
@@ -135,7 +140,7 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
             poll_interval=settings.poll_interval_seconds,
             job_timeout=settings.job_timeout_seconds,
             stall_polls=settings.stall_polls,
-            max_concurrent=settings.max_concurrent_polls,
+            max_concurrent=polls,
             max_deliveries=settings.max_concurrent_deliveries,
             edit_interval=settings.status_edit_interval_seconds,
             lease_seconds=settings.lease_seconds,
@@ -216,9 +221,6 @@ async def open_services(app: App, settings: Settings, clock: Clock = time.time) 
     )
 
 
-Role = Literal["all", "ingress", "worker"]
-
-
 def build_application(settings: Settings, clock: Clock = time.time, role: Role = "all") -> App:
     """An Application wired to the settings; nothing is opened until it initialises.
 
@@ -231,7 +233,7 @@ def build_application(settings: Settings, clock: Clock = time.time, role: Role =
     context_types = ContextTypes(context=StudioContext)
 
     async def post_init(app: App) -> None:
-        services = await open_services(app, settings, clock)
+        services = await open_services(app, settings, clock, role)
         app.bot_data["services"] = services
         assert app.job_queue is not None
         if role != "worker":

@@ -120,3 +120,15 @@ def test_every_setting_is_in_the_readme_configuration_table() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in readme]
     assert missing == []
+
+
+def test_a_worker_polls_more_jobs_at_once_than_a_process_that_answers_people() -> None:
+    base = {"telegram_bot_token": TOKEN, "_env_file": None}
+    unset = Settings(**base)  # type: ignore[arg-type]
+    assert unset.poll_concurrency(answers_people=True) == 48
+    assert unset.poll_concurrency(answers_people=False) == 128
+    blank = Settings(**base, max_concurrent_polls="")  # type: ignore[arg-type]
+    assert blank.poll_concurrency(answers_people=False) == 128  # "MAX_CONCURRENT_POLLS=" is unset
+    chosen = Settings(**base, max_concurrent_polls=10)  # type: ignore[arg-type]
+    assert chosen.poll_concurrency(answers_people=True) == 10
+    assert chosen.poll_concurrency(answers_people=False) == 10
