@@ -300,23 +300,31 @@ class JobRepository:
         """
         now = self.clock()
         wanted = sorted(s for s in (states if states is not None else _ACTIVE) if s in _ACTIVE)
-        # The states as literals (they are the enum's own values): PostgreSQL then knows the
-        # partial indexes over active jobs cover the query.
+        # The states as literals (the enum's own values): PostgreSQL then knows the partial
+        # indexes over active jobs cover the query.
         among = ", ".join(f"'{state.value}'" for state in wanted)
+        lease = [owner, now + lease_seconds]
+        woken = (
+            "UPDATE jobs SET lease_owner = ?, lease_until = ?, woken_at = NULL "  # noqa: S608
+            f"WHERE id IN (SELECT id FROM jobs WHERE state IN ({among}) "
+            "AND woken_at IS NOT NULL AND (lease_until IS NULL OR lease_until < ?) "
+            f"ORDER BY woken_at LIMIT ?{_SKIP_LOCKED[self.db.dialect]}) "
+            "AND (lease_until IS NULL OR lease_until < ?) RETURNING *",
+            [*lease, now],
+        )
+        due = (
+            "UPDATE jobs SET lease_owner = ?, lease_until = ?, woken_at = NULL "  # noqa: S608
+            f"WHERE id IN (SELECT id FROM jobs WHERE state IN ({among}) "
+            "AND COALESCE(next_poll_at, 0) <= ? AND (lease_until IS NULL OR lease_until < ?) "
+            f"ORDER BY COALESCE(next_poll_at, 0) LIMIT ?{_SKIP_LOCKED[self.db.dialect]}) "
+            "AND (lease_until IS NULL OR lease_until < ?) RETURNING *",
+            [*lease, now, now],
+        )
         claimed: list[Job] = []
-        woken: tuple[str, str, list[float]] = ("woken_at IS NOT NULL", "woken_at", [])
-        due = ("COALESCE(next_poll_at, 0) <= ?", "COALESCE(next_poll_at, 0)", [now])
-        for where, order, args in (woken, due):
+        for sql, args in (woken, due):
             if len(claimed) >= limit:
                 break
-            rows = await self.db.fetchall(
-                "UPDATE jobs SET lease_owner = ?, lease_until = ?, woken_at = NULL "  # noqa: S608
-                f"WHERE id IN (SELECT id FROM jobs WHERE state IN ({among}) AND {where} "
-                f"AND (lease_until IS NULL OR lease_until < ?) ORDER BY {order} "
-                f"LIMIT ?{_SKIP_LOCKED[self.db.dialect]}) "
-                "AND (lease_until IS NULL OR lease_until < ?) RETURNING *",
-                [owner, now + lease_seconds, *args, now, limit - len(claimed), now],
-            )
+            rows = await self.db.fetchall(sql, [*args, limit - len(claimed), now])
             batch = [Job.from_row(row) for row in rows]
             claimed += sorted(batch, key=lambda job: (job.next_poll_at or 0, job.id))
         return claimed
