@@ -162,7 +162,10 @@ class BotRunner:
 
     async def start(self) -> Proc:
         # BENCH_PROFILE=file.prof runs the bot under cProfile, to see where a figure comes from.
+        # With several processes, each role writes its own file (``file.prof.ingress``…).
         profile = os.environ.get("BENCH_PROFILE")
+        if profile and self.role:
+            profile = f"{profile}.{self.role}"
         prefix = ["-m", "cProfile", "-o", profile] if profile else []
         with self.log.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(

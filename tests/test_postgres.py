@@ -222,6 +222,22 @@ async def test_progress_edits_of_every_process_get_at_most_half_the_shared_pace(
     assert edits == 50 and answers == 50
 
 
+async def test_a_progress_edit_leaves_the_last_token_to_a_persons_answer(
+    database: Database,
+) -> None:
+    from services.telegram.send_budget import SendBudget
+
+    now = [100.0]
+    budget = SendBudget(30)
+    tokens = SendTokenRepository(database, lambda: now[0])
+    optional, required = budget._buckets(7, optional=True), budget._buckets(8)
+    assert await tokens.take(required) == {}  # a burst of two: one is left
+    short = await tokens.take(optional)  # an edit would take the last one: it waits
+    assert set(short) == {"all"} and short["all"] > 0
+    assert await tokens.take(required) == {}  # so a person's answer goes at once
+    assert "all" in await tokens.take(required)  # and then the pace holds for everyone
+
+
 async def test_a_woken_job_is_claimed_before_a_backlog_and_a_wake_while_leased_is_kept(
     database: Database,
 ) -> None:

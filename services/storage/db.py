@@ -49,6 +49,10 @@ class Transaction(ABC):
         """First row of a query, or None."""
 
     @abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        """All rows of a query."""
+
+    @abstractmethod
     async def lock(self, scope: int, key: int) -> None:
         """Hold ``key`` of ``scope`` (a user's credits, a story's turns) until the transaction
         ends, against every other process."""
@@ -245,3 +249,10 @@ class SqliteTransaction(Transaction):
         row = await cursor.fetchone()
         await cursor.close()
         return row
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        """All rows of a query."""
+        cursor = await self._conn.execute(sql, params)
+        rows = await cursor.fetchall()
+        await cursor.close()
+        return list(rows)

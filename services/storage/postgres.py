@@ -86,6 +86,9 @@ class PostgresTransaction(Transaction):
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         return await self._conn.fetchrow(dollar_params(sql), *params)
 
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        return list(await self._conn.fetch(dollar_params(sql), *params))
+
     async def lock(self, scope: int, key: int) -> None:
         # Read committed lets two processes each miss the other's rows: one at a time instead.
         await self._conn.execute(

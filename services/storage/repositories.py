@@ -812,11 +812,13 @@ class LeaseRepository:
 
 @dataclass(frozen=True)
 class Bucket:
-    """A token bucket: ``rate`` tokens a second, holding at most ``burst``."""
+    """A token bucket: ``rate`` tokens a second, holding at most ``burst``; a take needs
+    ``need`` tokens there (more than the one it takes leaves some for other senders)."""
 
     key: str
     rate: float
     burst: float
+    need: float = 1.0
 
 
 class SendTokenRepository:
@@ -830,30 +832,36 @@ class SendTokenRepository:
         """One token from every bucket, or none at all: empty when taken, else the seconds each
         bucket that is short needs to hold one (by its key)."""
         now = self.clock()
+        keys = [bucket.key for bucket in buckets]
+        marks = ", ".join("?" for _ in keys)
         async with self.db.transaction() as tx:
             await tx.lock(LOCK_SENDS, 0)
+            # One read and one write for all the buckets: the lock is held for as short a time
+            # as can be, since every send of every process waits for it.
+            rows = await tx.fetchall(
+                f"SELECT key, tokens, at FROM send_tokens WHERE key IN ({marks})",  # noqa: S608
+                keys,
+            )
+            held = {row["key"]: (float(row["tokens"]), float(row["at"])) for row in rows}
             levels: dict[str, float] = {}
             for bucket in buckets:
-                row = await tx.fetchone(
-                    "SELECT tokens, at FROM send_tokens WHERE key = ?", (bucket.key,)
-                )
-                if row is None:
-                    levels[bucket.key] = bucket.burst
-                else:
-                    refill = (now - float(row["at"])) * bucket.rate
-                    levels[bucket.key] = min(bucket.burst, float(row["tokens"]) + max(0.0, refill))
-            # A hair under one token is one: refills are sums of small float steps.
+                tokens, at = held.get(bucket.key, (bucket.burst, now))
+                refill = max(0.0, (now - at) * bucket.rate)
+                levels[bucket.key] = min(bucket.burst, tokens + refill)
+            # A hair under a token is one: refills are sums of small float steps.
             short = {
-                b.key: (1 - levels[b.key]) / b.rate for b in buckets if levels[b.key] < 1 - 1e-9
+                b.key: (b.need - levels[b.key]) / b.rate
+                for b in buckets
+                if levels[b.key] < b.need - 1e-9
             }
             if short:
                 return short
-            for bucket in buckets:
-                await tx.execute(
-                    "INSERT INTO send_tokens (key, tokens, at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at = excluded.at",
-                    (bucket.key, max(0.0, levels[bucket.key] - 1), now),
-                )
+            values = ", ".join("(?, ?, ?)" for _ in buckets)
+            await tx.execute(
+                f"INSERT INTO send_tokens (key, tokens, at) VALUES {values} "  # noqa: S608
+                "ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at = excluded.at",
+                [v for b in buckets for v in (b.key, max(0.0, levels[b.key] - 1), now)],
+            )
         return {}
 
     async def prune(self, older_than: float) -> int:
