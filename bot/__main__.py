@@ -57,7 +57,6 @@ def main() -> None:
     role: Role = roles[sys.argv[1]] if sys.argv[1:] else "all"
     app = build_application(settings, role=role)
     if role == "worker":
-        os.nice(settings.worker_nice)  # people's answers first, on a shared machine
         logging.getLogger(__name__).info("starting (worker)")
         run_worker(app)
         return

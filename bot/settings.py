@@ -86,9 +86,6 @@ class Settings(BaseSettings):
     # also answers people, whose answers share its event loop with every poll.
     max_concurrent_polls: int | None = Field(None, ge=1)
     max_concurrent_deliveries: int = Field(2, ge=1)
-    # How much a worker lowers its own CPU priority: on a machine it shares with an ingress or
-    # the database, their answers to people come before its background work.
-    worker_nice: int = Field(5, ge=0, le=19)
     status_edit_interval_seconds: float = Field(5.0, ge=0)
     lease_seconds: float = Field(60.0, gt=0)
     local_studio_height: int = Field(720, ge=144, le=2160)
