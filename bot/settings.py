@@ -14,12 +14,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from services.model.packs import Pack, parse_packs
 
 # Jobs polled at once by default. A process that answers people polls 48: more at once made
-# their answers wait longer than 250 ms behind a round. A worker answers nobody: 10,000 jobs
-# in one 15 s interval take 667 polls a second, which 256 at once sustain while the provider
-# answers within 0.38 s (a worker on 2 cores did it in 12.4 s against a provider answering in
-# 50 ms, and in 14.4 s with 128).
+# their answers wait longer than 250 ms behind a round. A worker answers nobody: with 128 it
+# polled 10,000 jobs within the 15 s interval (13–14.5 s on 2 cores, the provider answering in
+# 50 ms). 256 was no faster there, and its bursts slowed both a callback's pick-up (p99 5.7 s
+# instead of 1.6 s) and an ingress's answers on the same machine (451 ms instead of 126 ms).
 ANSWERING_POLLS = 48
-WORKER_POLLS = 256
+WORKER_POLLS = 128
 
 ProviderName = Literal["muapi", "fal", "local"]
 

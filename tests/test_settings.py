@@ -126,9 +126,9 @@ def test_a_worker_polls_more_jobs_at_once_than_a_process_that_answers_people() -
     base = {"telegram_bot_token": TOKEN, "_env_file": None}
     unset = Settings(**base)  # type: ignore[arg-type]
     assert unset.poll_concurrency(answers_people=True) == 48
-    assert unset.poll_concurrency(answers_people=False) == 256
+    assert unset.poll_concurrency(answers_people=False) == 128
     blank = Settings(**base, max_concurrent_polls="")  # type: ignore[arg-type]
-    assert blank.poll_concurrency(answers_people=False) == 256  # "MAX_CONCURRENT_POLLS=" is unset
+    assert blank.poll_concurrency(answers_people=False) == 128  # "MAX_CONCURRENT_POLLS=" is unset
     chosen = Settings(**base, max_concurrent_polls=10)  # type: ignore[arg-type]
     assert chosen.poll_concurrency(answers_people=True) == 10
     assert chosen.poll_concurrency(answers_people=False) == 10
