@@ -856,9 +856,9 @@ class SendTokenRepository:
             }
             if short:
                 return short
-            values = ", ".join("(?, ?, ?)" for _ in buckets)
+            marks = ", ".join("(?, ?, ?)" for _ in buckets)
             await tx.execute(
-                f"INSERT INTO send_tokens (key, tokens, at) VALUES {values} "  # noqa: S608
+                f"INSERT INTO send_tokens (key, tokens, at) VALUES {marks} "  # noqa: S608
                 "ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at = excluded.at",
                 [v for b in buckets for v in (b.key, max(0.0, levels[b.key] - 1), now)],
             )

@@ -138,14 +138,15 @@ class SendBudget(BaseRateLimiter[JSONDict]):
         self.shared = tokens
 
     def _buckets(self, chat_id: ChatKey | None, optional: bool = False) -> list[Bucket]:
-        # Telegram counts the bot's sends in any second: an even pace with a burst of two keeps
-        # every second within the limit (2 + 30 / 1.155 < 30), with a margin for sends reaching
-        # it a little late.
+        # Telegram counts the bot's sends in any second: an even pace keeps every second within
+        # the limit, with a margin for sends reaching it a little late, and so does a burst of
+        # two where it fits (2 + 30 / 1.155 < 30; not with a limit of a few a second).
         rate = self.limit / (self.window * 1.1)
-        # An optional send leaves the last token to a send that must go: an edit that took it
-        # just before would make a person's answer wait for the next, under a lock every
-        # process's sends wait for.
-        buckets = [Bucket("all", rate, 2.0, need=2.0 if optional else 1.0)]
+        burst = 2.0 if self.limit - rate >= 2 else 1.0
+        # With two, an optional send leaves the last token to a send that must go: an edit that
+        # took it just before would make a person's answer wait for the next one.
+        need = burst if optional else 1.0
+        buckets = [Bucket("all", rate, burst, need=need)]
         if optional:
             # Progress edits and chat actions, from every process together, get at most half
             # of the pace: the other half is always there for people's answers.
