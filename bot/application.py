@@ -241,7 +241,7 @@ def build_application(settings: Settings, clock: Clock = time.time, role: Role =
             # Albums that were still arriving when the bot last stopped.
             app.job_queue.run_once(_albums, when=0.5, name="albums")
         if role != "ingress":
-            services.callbacks.on_wake = services.poller.tick
+            services.callbacks.take = services.poller.take
             # Work queued or woken by another process (an ingress) starts at once, not at
             # the next tick; on SQLite there is no other process to hear from.
             await services.db.listen(

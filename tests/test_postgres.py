@@ -259,12 +259,34 @@ async def test_a_woken_job_is_claimed_before_a_backlog_and_a_wake_while_leased_i
     # Woken again while w1 holds it: w1's release (next poll in 60 s) does not bury the news.
     now[0] += 1
     await jobs.wake(called_back)
-    await jobs.release(called_back, "w1", now[0] + 60)
+    assert await jobs.release(called_back, "w1", now[0] + 60)  # w1 hears it was woken
     [again] = await jobs.claim_due("w2", 60, 1)
     assert again.id == called_back
-    await jobs.release(called_back, "w2", now[0] + 60)  # not woken meanwhile: as told
+    assert not await jobs.release(called_back, "w2", now[0] + 60)  # not woken meanwhile
     rest = await jobs.claim_due("w3", 60, 10)
     assert [j.id for j in rest] == backlog
+
+
+async def test_a_called_back_job_is_claimed_by_id_only_when_nobody_holds_it(
+    database: Database,
+) -> None:
+    from tests.test_jobs import draft
+
+    now = [1000.0]
+    jobs = JobRepository(database, lambda: now[0])
+    job, _ = await jobs.create(draft(100))
+    running = frozenset({S.RUNNING})
+    assert await jobs.claim(job.id, "w1", 60, running) is None  # a draft is nobody's to poll
+    for src, dst in ((S.DRAFT, S.QUEUED), (S.QUEUED, S.SUBMITTING), (S.SUBMITTING, S.RUNNING)):
+        await jobs.transition(job.id, src, dst)
+    await jobs.wake(job.id)
+    taken = await jobs.claim(job.id, "w1", 60, running)
+    assert taken is not None and taken.lease_owner == "w1" and taken.woken_at is None
+    assert await jobs.claim(job.id, "w2", 60, running) is None  # w1 holds it
+    assert await jobs.claim_due("w2", 60, 10) == []
+    now[0] += 61  # w1 died: its lease lapses and the job is anyone's again
+    again = await jobs.claim(job.id, "w2", 60, running)
+    assert again is not None and again.lease_owner == "w2"
 
 
 async def test_a_claim_among_thousands_of_running_jobs_reads_only_the_first_due(

@@ -210,13 +210,33 @@ class Poller:
                 for job in claimed:
                     if job.id in lane.inflight:
                         continue
-                    task = asyncio.create_task(self._work(job, lane), name=f"job-{job.id}")
-                    lane.inflight[job.id] = task
-                    task.add_done_callback(partial(self._forget, lane, job.id))
+                    self._begin(job, lane)
                 if len(claimed) < room:
                     return
         finally:
             lane.claiming = 0
+
+    def _begin(self, job: Job, lane: Lane) -> None:
+        task = asyncio.create_task(self._work(job, lane), name=f"job-{job.id}")
+        lane.inflight[job.id] = task
+        task.add_done_callback(partial(self._forget, lane, job.id))
+
+    async def take(self, job_id: int) -> bool:
+        """Poll a job now, in this process: its provider just said it is done. False when the
+        job is held (being polled already, here or elsewhere) or far too much is in hand: then
+        the caller wakes it for whoever claims next."""
+        lane = self._lanes[0]
+        # Routine polls may fill the lane; a called-back job does not queue behind them (one
+        # status request for each callback, up to as many again as the lane holds).
+        if job_id in lane.inflight or len(lane.inflight) >= 2 * lane.limit:
+            return False
+        job = await self.jobs.claim(job_id, self.owner, self.config.lease_seconds, lane.states)
+        if job is None:
+            return False
+        if job.id in lane.inflight:  # claimed by the pump meanwhile: ours is the same lease
+            return True
+        self._begin(job, lane)
+        return True
 
     @staticmethod
     def _forget(lane: Lane, job_id: int, _task: asyncio.Task[None]) -> None:
@@ -263,8 +283,15 @@ class Poller:
             await self._count_error(job)
         finally:
             outcome = self._outcomes.pop(job.id, {})
+            woken = False
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.jobs.release(job.id, self.owner, next_at, **outcome))
+                woken = await asyncio.shield(
+                    self.jobs.release(job.id, self.owner, next_at, **outcome)
+                )
+        if woken:
+            # Its provider called back while this poll was under way (and may have finished
+            # after it answered): claim it again now rather than at the next tick.
+            self._start(lane)
         if handed_over:
             for other in self._lanes:
                 if other is not lane:

@@ -113,8 +113,9 @@ class Callbacks:
     def __init__(self, jobs: JobRepository, fal: FalSignatures | None) -> None:
         self.jobs = jobs
         self.fal = fal
-        # In a process that also polls: start claiming now rather than at the next tick.
-        self.on_wake: Callable[[], Awaitable[object]] | None = None
+        # In a process that also polls: poll the job right here, with no round trip through
+        # the queue (False when it cannot take it now; the job is then woken for the next).
+        self.take: Callable[[int], Awaitable[bool]] | None = None
 
     async def receive(
         self, provider: str, job_id: str, secret: str, headers: Mapping[str, str], body: bytes
@@ -143,8 +144,7 @@ class Callbacks:
                 return Verdict(400, "other_request")
         if job.state != JobState.RUNNING:
             return Verdict(200, "ignored")  # late or repeated: the job moved on already
-        await self.jobs.wake(job.id)
-        if self.on_wake is not None:
-            await self.on_wake()
+        if self.take is None or not await self.take(job.id):
+            await self.jobs.wake(job.id)
         log.info("job %s: %s called back; polling it now", job.id, provider)
         return Verdict(200, "accepted")

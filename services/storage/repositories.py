@@ -250,6 +250,12 @@ class JobRepository:
             f"WHERE id = ? AND state IN ({marks})"
         )
         params = [dst.value, *values, job_id, *(s.value for s in sources)]
+        if reserve is None and not settle:
+            # One statement is atomic by itself: no transaction's extra round trips.
+            moved = await self.db.execute(update, params) == 1
+            if moved and dst == JobState.QUEUED:
+                await self.db.notify(DUE_CHANNEL)
+            return moved
         async with self.db.transaction() as tx:
             if await tx.execute(update, params) != 1:
                 return False
@@ -329,6 +335,22 @@ class JobRepository:
             claimed += sorted(batch, key=lambda job: (job.next_poll_at or 0, job.id))
         return claimed
 
+    async def claim(
+        self, job_id: int, owner: str, lease_seconds: float, states: Iterable[JobState]
+    ) -> Job | None:
+        """Lease one job now if it is in ``states`` and nobody holds it (a provider called
+        back about it: polled at once by the process that heard, with no round trip through
+        the queue); None when it is elsewhere or held."""
+        now = self.clock()
+        among = ", ".join(f"'{state.value}'" for state in sorted(states) if state in _ACTIVE)
+        row = await self.db.fetchone(
+            "UPDATE jobs SET lease_owner = ?, lease_until = ?, woken_at = NULL "  # noqa: S608
+            f"WHERE id = ? AND state IN ({among}) AND (lease_until IS NULL OR lease_until < ?) "
+            "RETURNING *",
+            (owner, now + lease_seconds, job_id, now),
+        )
+        return Job.from_row(row) if row is not None else None
+
     async def renew_leases(self, owner: str, lease_seconds: float) -> int:
         """Extend every lease ``owner`` holds (long work such as an upload is still going)."""
         return await self.db.execute(
@@ -338,19 +360,22 @@ class JobRepository:
 
     async def release(
         self, job_id: int, owner: str, next_poll_at: float | None, **fields: Any
-    ) -> None:
+    ) -> bool:
         """Give the lease back and say when the job is next due (now, if it was woken while
         leased: that news is newer than what the holder saw); ``fields`` are set with it (a
-        poll's outcome), and only while ``owner`` still holds the lease."""
+        poll's outcome), and only while ``owner`` still holds the lease. True when the job was
+        woken meanwhile, so the caller can claim it again at once."""
         if fields:
             fields["updated_at"] = self.clock()
         assignments, values = _assignments(fields)
-        await self.db.execute(
+        row = await self.db.fetchone(
             "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_poll_at = "  # noqa: S608
             "CASE WHEN woken_at IS NULL THEN CAST(? AS DOUBLE PRECISION) ELSE woken_at END"
-            f"{', ' if assignments else ''}{assignments} WHERE id = ? AND lease_owner = ?",
+            f"{', ' if assignments else ''}{assignments} WHERE id = ? AND lease_owner = ? "
+            "RETURNING woken_at",
             [next_poll_at, *values, job_id, owner],
         )
+        return row is not None and row["woken_at"] is not None
 
     async def for_user(self, user_id: int, states: Iterable[JobState]) -> list[Job]:
         """A user's jobs in the given states, newest first (a story's shots are part of the
