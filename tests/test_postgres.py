@@ -17,6 +17,7 @@ from services.storage.repositories import (
     Bucket,
     JobRepository,
     LedgerRepository,
+    Release,
     Reservation,
     SendTokenRepository,
 )
@@ -287,6 +288,57 @@ async def test_a_called_back_job_is_claimed_by_id_only_when_nobody_holds_it(
     now[0] += 61  # w1 died: its lease lapses and the job is anyone's again
     again = await jobs.claim(job.id, "w2", 60, running)
     assert again is not None and again.lease_owner == "w2"
+
+
+async def test_leases_given_back_together_keep_each_jobs_own_outcome_and_wake(
+    database: Database,
+) -> None:
+    from tests.test_jobs import draft
+
+    now = [1000.0]
+    jobs = JobRepository(database, lambda: now[0])
+    made = []
+    for n in range(70):  # more than one statement's worth
+        job, _ = await jobs.create(draft(100 + n))
+        for src, dst in ((S.DRAFT, S.QUEUED), (S.QUEUED, S.SUBMITTING), (S.SUBMITTING, S.RUNNING)):
+            await jobs.transition(job.id, src, dst, next_poll_at=0.0)
+        made.append(job.id)
+    assert len(await jobs.claim_due("w1", 60, 100)) == 70
+    called_back, stolen = made[5], made[6]
+    now[0] += 1
+    await jobs.wake(called_back)  # its provider called back while w1 was polling it
+    now[0] += 60  # w1 was slow: its lease on one job lapsed and w2 took it
+    assert [j.id for j in await jobs.claim_due("w2", 60, 1, [S.RUNNING])] == [called_back]
+    await jobs.release(called_back, "w2", now[0] + 60)  # w2 found it still running
+    assert await jobs.claim(stolen, "w2", 60, [S.RUNNING]) is not None
+    releases = [
+        Release(job_id, now[0] + 60 + n, {"provider_status": f"s{n}", "progress": n / 100})
+        if n % 2
+        else Release(job_id, None if n == 0 else now[0] + 60 + n)
+        for n, job_id in enumerate(made)
+    ]
+    assert await jobs.release_all("w1", releases) == set()  # w2 holds both of those now
+    after = {job_id: await jobs.get(job_id) for job_id in made}
+    for n, job_id in enumerate(made):
+        job = after[job_id]
+        assert job is not None
+        if job_id == stolen:  # w2's lease stands and w1's outcome is not written
+            assert job.lease_owner == "w2" and job.provider_status != "s6"
+            continue
+        assert job.lease_owner is None and job.lease_until is None
+        if job_id == called_back:
+            continue
+        assert job.next_poll_at == (None if n == 0 else now[0] + 60 + n)
+        if n % 2:
+            assert (job.provider_status, job.progress) == (f"s{n}", n / 100)
+        else:
+            assert job.provider_status != f"s{n}"
+    # Woken while w3 holds it: w3 hears of it as it gives the lease back.
+    await jobs.release(stolen, "w2", now[0] + 60)
+    assert await jobs.claim(stolen, "w3", 60, [S.RUNNING]) is not None
+    await jobs.wake(stolen)
+    assert await jobs.release_all("w3", [Release(stolen, now[0] + 600)]) == {stolen}
+    assert (await jobs.get(stolen)).next_poll_at == now[0]  # type: ignore[union-attr]
 
 
 async def test_a_claim_among_thousands_of_running_jobs_reads_only_the_first_due(

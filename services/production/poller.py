@@ -42,7 +42,13 @@ from services.providers.base import (
 )
 from services.providers.callbacks import CALLBACK_SECRET, callback_url, new_secret
 from services.providers.catalogue import ClipFacts, fallback_after, get_model
-from services.storage.repositories import Clock, JobRepository, MediaRecord, MediaRepository
+from services.storage.repositories import (
+    Clock,
+    JobRepository,
+    MediaRecord,
+    MediaRepository,
+    Release,
+)
 from services.telegram.inbound import content_type_of
 from services.telegram.messenger import Messenger
 from services.texts import text
@@ -167,6 +173,8 @@ class Poller:
         # A poll's outcome for a job still running, written with the job's release: one
         # statement a poll instead of two, for the thousands of polls of a big round.
         self._outcomes: dict[int, dict[str, Any]] = {}
+        self._returning: list[tuple[Release, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def busy(self) -> int:
@@ -255,6 +263,9 @@ class Poller:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._writer is not None:  # the last leases go back before the database closes
+            with contextlib.suppress(Exception):
+                await self._writer
 
     async def _work(self, job: Job, lane: Lane) -> None:
         log_context.job_id.set(job.id)  # this task's lines name the job
@@ -283,11 +294,7 @@ class Poller:
             await self._count_error(job)
         finally:
             outcome = self._outcomes.pop(job.id, {})
-            woken = False
-            with contextlib.suppress(Exception):
-                woken = await asyncio.shield(
-                    self.jobs.release(job.id, self.owner, next_at, **outcome)
-                )
+            woken = await self._release(Release(job.id, next_at, outcome))
         if woken:
             # Its provider called back while this poll was under way (and may have finished
             # after it answered): claim it again now rather than at the next tick.
@@ -296,6 +303,32 @@ class Poller:
             for other in self._lanes:
                 if other is not lane:
                     self._start(other)
+
+    async def _release(self, release: Release) -> bool:
+        """Give a lease back; True when the job was woken meanwhile.
+
+        Leases given back while others are being written go together in the next statement:
+        a round over thousands of jobs costs a write per batch rather than one per poll, and a
+        quiet moment costs no wait at all. The write is not cancelled with the job's task.
+        """
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._returning.append((release, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_releases(), name="poller-releases")
+        return await asyncio.shield(done)
+
+    async def _write_releases(self) -> None:
+        while self._returning:
+            batch, self._returning = self._returning, []
+            woken: set[int] = set()
+            try:
+                woken = await self.jobs.release_all(self.owner, [r for r, _ in batch])
+            except Exception as exc:
+                # The leases lapse by themselves and the jobs are polled again then.
+                log.warning("could not give back %d leases: %s", len(batch), exc)
+            for release, done in batch:
+                if not done.done():
+                    done.set_result(release.job_id in woken)
 
     async def _renew(self) -> None:
         # One statement renews every lease this process holds, however many jobs are in hand.

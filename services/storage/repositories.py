@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.errors import QuotaExceeded
 from services.model.jobs import JOB_COLUMNS, JSON_COLUMNS, Job, JobKind, JobState, can_move
 from services.model.specs import checked_params
-from services.storage.db import LOCK_CREDITS, LOCK_SENDS, LOCK_TURNS, Database, Transaction
+from services.storage.db import (
+    LOCK_CREDITS,
+    LOCK_SENDS,
+    LOCK_TURNS,
+    Database,
+    Row,
+    Transaction,
+)
 
 Clock = Callable[[], float]
 # Workers claiming due jobs at once each take other rows, and none waits on another's lock
@@ -362,20 +369,57 @@ class JobRepository:
         self, job_id: int, owner: str, next_poll_at: float | None, **fields: Any
     ) -> bool:
         """Give the lease back and say when the job is next due (now, if it was woken while
-        leased: that news is newer than what the holder saw); ``fields`` are set with it (a
-        poll's outcome), and only while ``owner`` still holds the lease. True when the job was
+        leased: that news is newer than what the holder saw); ``fields`` (a poll's outcome)
+        are set with it, and only while ``owner`` still holds the lease. True when the job was
         woken meanwhile, so the caller can claim it again at once."""
-        if fields:
-            fields["updated_at"] = self.clock()
-        assignments, values = _assignments(fields)
-        row = await self.db.fetchone(
+        woken = await self.release_all(owner, [Release(job_id, next_poll_at, fields)])
+        return job_id in woken
+
+    async def release_all(self, owner: str, releases: Iterable[Release]) -> set[int]:
+        """``release`` for many jobs in few statements (one per kind of outcome, up to
+        ``RELEASE_BATCH`` jobs each); return the ids of the jobs woken meanwhile."""
+        latest = {r.job_id: r for r in releases}  # a job given back twice: the later word
+        groups: dict[tuple[str, ...], list[Release]] = {}
+        for release in latest.values():
+            unknown = set(release.fields) - set(_RELEASE_TYPES)
+            if unknown:
+                raise ValueError(f"not poll outcomes: {sorted(unknown)}")
+            groups.setdefault(tuple(sorted(release.fields)), []).append(release)
+        woken: set[int] = set()
+        for columns, group in groups.items():
+            for start in range(0, len(group), RELEASE_BATCH):
+                chunk = group[start : start + RELEASE_BATCH]
+                rows = await self._release_chunk(owner, columns, chunk)
+                woken.update(int(row["id"]) for row in rows if row["woken_at"] is not None)
+        return woken
+
+    async def _release_chunk(
+        self, owner: str, columns: tuple[str, ...], chunk: list[Release]
+    ) -> list[Row]:
+        # Padded to a power of two with rows of no job (ids start at 1), so a few statement
+        # texts serve every batch size and each connection prepares them once.
+        size = 1 << (len(chunk) - 1).bit_length()
+        types = ["BIGINT", "DOUBLE PRECISION", *(_RELEASE_TYPES[c] for c in columns)]
+        aliases = ["job", "due", *columns]
+        first = ", ".join(f"CAST(? AS {t}) AS {a}" for t, a in zip(types, aliases, strict=True))
+        other = ", ".join(f"CAST(? AS {t})" for t in types)
+        marks = " UNION ALL ".join(["SELECT " + first] + ["SELECT " + other] * (size - 1))
+        values: list[Any] = []
+        for release in chunk:
+            values += [release.job_id, release.next_poll_at]
+            values += [release.fields[c] for c in columns]
+        values += [0, None, *(None for _ in columns)] * (size - len(chunk))
+        stamp: list[Any] = [self.clock()] if columns else []
+        assignments = "".join(f", {c} = v.{c}" for c in columns)
+        if columns:
+            assignments += ", updated_at = ?"
+        return await self.db.fetchall(
             "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_poll_at = "  # noqa: S608
-            "CASE WHEN woken_at IS NULL THEN CAST(? AS DOUBLE PRECISION) ELSE woken_at END"
-            f"{', ' if assignments else ''}{assignments} WHERE id = ? AND lease_owner = ? "
-            "RETURNING woken_at",
-            [next_poll_at, *values, job_id, owner],
+            f"CASE WHEN woken_at IS NULL THEN v.due ELSE woken_at END{assignments} "
+            f"FROM ({marks}) AS v WHERE jobs.id = v.job AND jobs.lease_owner = ? "
+            "RETURNING id, woken_at",
+            [*stamp, *values, owner],
         )
-        return row is not None and row["woken_at"] is not None
 
     async def for_user(self, user_id: int, states: Iterable[JobState]) -> list[Job]:
         """A user's jobs in the given states, newest first (a story's shots are part of the
@@ -521,6 +565,26 @@ class JobRepository:
         """How many jobs are in each state."""
         rows = await self.db.fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
         return {r["state"]: int(r["n"]) for r in rows}
+
+
+@dataclass(frozen=True)
+class Release:
+    """A lease given back: when the job is next due, and the outcome of the poll just made."""
+
+    job_id: int
+    next_poll_at: float | None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+# The columns a poll's outcome may set with its release, and their SQL types.
+_RELEASE_TYPES = {
+    "provider_status": "TEXT",
+    "same_status_polls": "INTEGER",
+    "poll_errors": "INTEGER",
+    "progress": "DOUBLE PRECISION",
+    "queue_position": "INTEGER",
+}
+RELEASE_BATCH = 64
 
 
 _ACTIVE = frozenset(
