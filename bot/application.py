@@ -25,7 +25,7 @@ from services.production.alerts import Alerts
 from services.production.credits import Credits
 from services.production.delivery import Delivery
 from services.production.housekeeping import Housekeeping
-from services.production.poller import Poller, PollerConfig
+from services.production.poller import POLLS_IN_FLIGHT, Poller, PollerConfig
 from services.providers.base import Provider, ProviderSet
 from services.providers.callbacks import Callbacks, FalSignatures
 from services.providers.fal import FalProvider
@@ -99,7 +99,7 @@ async def open_services(
     await db.open()
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=True)
     polls = settings.poll_concurrency(answers_people=role != "worker")
-    providers = make_providers(settings, http, polls)
+    providers = make_providers(settings, http, polls * POLLS_IN_FLIGHT)
     jobs = JobRepository(db, clock)
     users = UserRepository(db, clock)
     media = MediaRepository(db, clock)

@@ -65,8 +65,7 @@ def with_callbacks(tg: FakeTelegram, tmp_path: Path, fake: Any, **extra: Any) ->
         tmp_path,
         public_url=PUBLIC,
         webhook_listen=f"127.0.0.1:{port}",
-        poll_interval_seconds=15,
-        **extra,
+        **{"poll_interval_seconds": 15, **extra},
     )
 
 
@@ -121,6 +120,42 @@ async def test_a_muapi_callback_with_the_jobs_secret_moves_it_on(
     assert submit.query["webhook"].startswith(f"{PUBLIC}/callbacks/muapi/")
     assert muapi.callbacks and muapi.callbacks[0][1] == 200 and took < 8
     assert len(tg.videos(USER)) == 1
+
+
+async def test_a_called_back_job_is_polled_at_once_while_routine_polls_fill_the_lane(
+    tg: FakeTelegram, tmp_path: Path, muapi: FakeMuapi, output: Path, photo_bytes: bytes
+) -> None:
+    settings = with_callbacks(
+        tg,
+        tmp_path,
+        muapi,
+        muapi_api_key=MUAPI_KEY,
+        muapi_base_url=muapi.root,
+        max_concurrent_polls=1,
+        poll_interval_seconds=1,  # a fallback poll every 4 s
+    )
+    muapi.scenario = Scenario(output=output, stall=True)  # running until the test says
+    other = USER + 1
+    async with running_bot(settings):
+        for submitted, uid in enumerate((USER, other), start=1):
+            card_id = await reply_to(tg, tg.user_message(uid, photo=photo_bytes, caption="zoom"))
+            tg.press_button(uid, card_id, data_for(tg, uid, card_id, "go"))
+            await tg.wait_for(lambda n=submitted: len(muapi.jobs) >= n, timeout=10)
+        slow, quick = muapi.jobs.values()
+        await tg.wait_for(lambda: muapi.polls[quick.request_id] >= 1, timeout=10)
+        # From now on the first job's status takes 6 s to come: its next fallback poll holds
+        # the one poll slot while the second job finishes and its provider calls back.
+        slow.scenario.poll_delay = 6.0
+        before = muapi.polls[slow.request_id]
+        await tg.wait_for(lambda: muapi.polls[slow.request_id] > before, timeout=10)
+        quick.finished = True
+        await tg.wait_for(lambda: tg.videos(other), timeout=20)
+        slow_answered = [rid for _, rid in muapi.answered_polls if rid == slow.request_id]
+        seen = len(slow_answered)
+    assert muapi.callbacks and all(status == 200 for _, status in muapi.callbacks)
+    # Delivered while the slow poll was still out: the called-back job did not wait for it.
+    assert seen == before
+    assert len(tg.videos(other)) == 1 and tg.videos(USER) == []
 
 
 def signed(body: bytes, key: Ed25519PrivateKey, request_id: str, at: float) -> dict[str, str]:

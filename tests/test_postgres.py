@@ -239,20 +239,32 @@ async def test_a_progress_edit_leaves_the_last_token_to_a_persons_answer(
     assert "all" in await tokens.take(required)  # and then the pace holds for everyone
 
 
-async def test_a_woken_job_is_claimed_before_a_backlog_and_a_wake_while_leased_is_kept(
-    database: Database,
-) -> None:
+def on_a_clock(database: Database) -> tuple[JobRepository, list[float]]:
+    """Jobs on ``database`` with a clock the test moves (``now[0]``)."""
+    now = [1000.0]
+    return JobRepository(database, lambda: now[0]), now
+
+
+async def running_jobs(jobs: JobRepository, count: int, due: float | None = None) -> list[int]:
+    """``count`` jobs taken to running (the n-th due at ``due + n``); their ids."""
     from tests.test_jobs import draft
 
-    now = [1000.0]
-    jobs = JobRepository(database, lambda: now[0])
     made = []
-    for n in range(4):
+    for n in range(count):
         job, _ = await jobs.create(draft(100 + n))
         await jobs.transition(job.id, S.DRAFT, S.QUEUED)
         await jobs.transition(job.id, S.QUEUED, S.SUBMITTING)
-        await jobs.transition(job.id, S.SUBMITTING, S.RUNNING, next_poll_at=500.0 + n)
+        when = None if due is None else due + n
+        await jobs.transition(job.id, S.SUBMITTING, S.RUNNING, next_poll_at=when)
         made.append(job.id)
+    return made
+
+
+async def test_a_woken_job_is_claimed_before_a_backlog_and_a_wake_while_leased_is_kept(
+    database: Database,
+) -> None:
+    jobs, now = on_a_clock(database)
+    made = await running_jobs(jobs, 4, due=500.0)
     backlog, called_back = made[:3], made[3]
     await jobs.wake(called_back)  # due later than the backlog, but its provider called back
     [first] = await jobs.claim_due("w1", 60, 1)
@@ -271,38 +283,25 @@ async def test_a_woken_job_is_claimed_before_a_backlog_and_a_wake_while_leased_i
 async def test_a_called_back_job_is_claimed_by_id_only_when_nobody_holds_it(
     database: Database,
 ) -> None:
-    from tests.test_jobs import draft
-
-    now = [1000.0]
-    jobs = JobRepository(database, lambda: now[0])
-    job, _ = await jobs.create(draft(100))
+    jobs, now = on_a_clock(database)
+    [job_id] = await running_jobs(jobs, 1, due=now[0] + 60)
     running = frozenset({S.RUNNING})
-    assert await jobs.claim(job.id, "w1", 60, running) is None  # a draft is nobody's to poll
-    for src, dst in ((S.DRAFT, S.QUEUED), (S.QUEUED, S.SUBMITTING), (S.SUBMITTING, S.RUNNING)):
-        await jobs.transition(job.id, src, dst)
-    await jobs.wake(job.id)
-    taken = await jobs.claim(job.id, "w1", 60, running)
+    assert await jobs.claim(job_id, "w1", 60, {S.QUEUED}) is None  # not in the lane's states
+    await jobs.wake(job_id)
+    taken = await jobs.claim(job_id, "w1", 60, running)
     assert taken is not None and taken.lease_owner == "w1" and taken.woken_at is None
-    assert await jobs.claim(job.id, "w2", 60, running) is None  # w1 holds it
+    assert await jobs.claim(job_id, "w2", 60, running) is None  # w1 holds it
     assert await jobs.claim_due("w2", 60, 10) == []
     now[0] += 61  # w1 died: its lease lapses and the job is anyone's again
-    again = await jobs.claim(job.id, "w2", 60, running)
+    again = await jobs.claim(job_id, "w2", 60, running)
     assert again is not None and again.lease_owner == "w2"
 
 
 async def test_leases_given_back_together_keep_each_jobs_own_outcome_and_wake(
     database: Database,
 ) -> None:
-    from tests.test_jobs import draft
-
-    now = [1000.0]
-    jobs = JobRepository(database, lambda: now[0])
-    made = []
-    for n in range(70):  # more than one statement's worth
-        job, _ = await jobs.create(draft(100 + n))
-        for src, dst in ((S.DRAFT, S.QUEUED), (S.QUEUED, S.SUBMITTING), (S.SUBMITTING, S.RUNNING)):
-            await jobs.transition(job.id, src, dst, next_poll_at=0.0)
-        made.append(job.id)
+    jobs, now = on_a_clock(database)
+    made = await running_jobs(jobs, 70, due=0.0)  # more than one statement's worth
     assert len(await jobs.claim_due("w1", 60, 100)) == 70
     called_back, stolen = made[5], made[6]
     now[0] += 1
@@ -346,8 +345,7 @@ async def test_a_claim_among_thousands_of_running_jobs_reads_only_the_first_due(
 ) -> None:
     from tests.test_jobs import draft
 
-    now = [1000.0]
-    jobs = JobRepository(database, lambda: now[0])
+    jobs, now = on_a_clock(database)
     job, _ = await jobs.create(draft(100))
     await jobs.transition(job.id, S.DRAFT, S.QUEUED)
     row = await database.fetchone("SELECT * FROM jobs WHERE id = ?", (job.id,))

@@ -105,6 +105,9 @@ def job_spec(job: Job, inputs: dict[str, str]) -> JobSpec:
 POLL_STATES = frozenset({S.QUEUED, S.SUBMITTING, S.RUNNING})
 CALLING_BACK = frozenset({"muapi", "fal"})  # the providers that report completion
 CALLBACK_SLOWDOWN = 4  # how much slower a job that will call back is polled
+# A called-back job is polled at once even when routine polls fill the lane, up to as many
+# again as the lane holds: at most this many times the lane's bound of status requests at once.
+POLLS_IN_FLIGHT = 2
 DELIVERY_STATES = frozenset({S.DOWNLOADING, S.DELIVERING})
 # Written into a job's provider data once its video has gone out to Telegram whole.
 UPLOAD_SENT = "upload_sent"
@@ -234,9 +237,7 @@ class Poller:
         job is held (being polled already, here or elsewhere) or far too much is in hand: then
         the caller wakes it for whoever claims next."""
         lane = self._lanes[0]
-        # Routine polls may fill the lane; a called-back job does not queue behind them (one
-        # status request for each callback, up to as many again as the lane holds).
-        if job_id in lane.inflight or len(lane.inflight) >= 2 * lane.limit:
+        if job_id in lane.inflight or len(lane.inflight) >= POLLS_IN_FLIGHT * lane.limit:
             return False
         job = await self.jobs.claim(job_id, self.owner, self.config.lease_seconds, lane.states)
         if job is None:

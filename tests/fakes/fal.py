@@ -18,6 +18,7 @@ requests still work (fal-ai/fal issues #1112, #1147, #1163).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -275,6 +276,9 @@ class FakeFal(FakeProviderServer):
         if job is None:
             return web.json_response({"detail": "Request not found"}, status=404)
         self.polls[job.request_id] += 1
+        delay = self.poll_delay if job.scenario.poll_delay is None else job.scenario.poll_delay
+        if delay:
+            await asyncio.sleep(delay)
         if job.scenario.poll_errors:
             status, error_body = job.scenario.poll_errors.pop(0)
             return reply(status, error_body)

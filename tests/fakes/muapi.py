@@ -297,8 +297,9 @@ class FakeMuapi(FakeProviderServer):
         if job is None:
             return web.json_response({"detail": "Prediction not found"}, status=404)
         self.polls[job.request_id] += 1
-        if self.poll_delay:
-            await asyncio.sleep(self.poll_delay)
+        delay = self.poll_delay if job.scenario.poll_delay is None else job.scenario.poll_delay
+        if delay:
+            await asyncio.sleep(delay)
         self.answered_polls.append((time.monotonic(), job.request_id))
         if job.scenario.poll_errors:
             status, body = job.scenario.poll_errors.pop(0)

@@ -72,6 +72,8 @@ class Scenario:
     # Finish this many seconds after the submit, whatever the polls (and call back then, when
     # the submit asked for a callback).
     done_after: float | None = None
+    # This job's status polls take this long to answer (else the fake's ``poll_delay``).
+    poll_delay: float | None = None
 
 
 @dataclass(frozen=True)
