@@ -143,9 +143,9 @@ async def test_a_called_back_job_is_polled_at_once_while_routine_polls_fill_the_
             await tg.wait_for(lambda n=submitted: len(muapi.jobs) >= n, timeout=10)
         slow, quick = muapi.jobs.values()
         await tg.wait_for(lambda: muapi.polls[quick.request_id] >= 1, timeout=10)
-        # From now on the first job's status takes 6 s to come: its next fallback poll holds
+        # From now on the first job's status takes 10 s to come: its next fallback poll holds
         # the one poll slot while the second job finishes and its provider calls back.
-        slow.scenario.poll_delay = 6.0
+        slow.scenario.poll_delay = 10.0
         before = muapi.polls[slow.request_id]
         await tg.wait_for(lambda: muapi.polls[slow.request_id] > before, timeout=10)
         quick.finished = True
@@ -217,7 +217,7 @@ async def test_forged_foreign_late_and_repeated_callbacks_change_nothing(
         genuine = signed(body, fal.webhook_key, job.external_id, now)
         first = await client.post(path, content=body, headers=genuine)
         # The genuine one has the job polled at once (the poll is the truth).
-        await tg.wait_for(lambda: fal.polls[job.external_id or ""] > polls_before, timeout=2)
+        await tg.wait_for(lambda: fal.polls[job.external_id or ""] > polls_before, timeout=5)
         again = await client.post(path, content=body, headers=genuine)
         metrics = (await client.get(f"{local}/metrics")).text
         still = await jobs.get(job.id)

@@ -295,14 +295,18 @@ async def test_a_called_back_job_is_claimed_by_id_only_when_nobody_holds_it(
     now[0] += 61  # w1 died: its lease lapses and the job is anyone's again
     again = await jobs.claim(job_id, "w2", 60, running)
     assert again is not None and again.lease_owner == "w2"
+    # Only the holder renews it, and only while it says the job is still at work.
+    assert await jobs.renew_leases("w1", 60, [job_id]) == 0
+    assert await jobs.renew_leases("w2", 60, []) == 0
+    assert await jobs.renew_leases("w2", 60, [job_id]) == 1
 
 
 async def test_leases_given_back_together_keep_each_jobs_own_outcome_and_wake(
     database: Database,
 ) -> None:
     jobs, now = on_a_clock(database)
-    made = await running_jobs(jobs, 70, due=0.0)  # more than one statement's worth
-    assert len(await jobs.claim_due("w1", 60, 100)) == 70
+    made = await running_jobs(jobs, 140, due=0.0)  # 70 of each kind: two statements' worth
+    assert len(await jobs.claim_due("w1", 60, 200)) == 140
     called_back, stolen = made[5], made[6]
     now[0] += 1
     await jobs.wake(called_back)  # its provider called back while w1 was polling it

@@ -124,6 +124,8 @@ class Lane:
     freed: asyncio.Event = field(default_factory=asyncio.Event)
     pump: asyncio.Task[None] | None = None
     claiming: int = 0
+    reserved: int = 0  # slots promised to claims under way (the pump's batch, callbacks' jobs)
+    again: bool = False  # more became due while the pump was claiming
 
 
 class Poller:
@@ -178,6 +180,7 @@ class Poller:
         self._outcomes: dict[int, dict[str, Any]] = {}
         self._returning: list[tuple[Release, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def busy(self) -> int:
@@ -195,8 +198,12 @@ class Poller:
         return self.busy
 
     def _start(self, lane: Lane) -> None:
+        if self._stopping:
+            return
         if lane.pump is None or lane.pump.done():
             lane.pump = asyncio.create_task(self._pump(lane), name=f"poller-{lane.name}")
+        else:
+            lane.again = True  # the claim under way may have been too early to see it
 
     async def _pump(self, lane: Lane) -> None:
         """Keep the lane's slots filled while jobs are due; stop when none are left.
@@ -215,14 +222,18 @@ class Poller:
                     if lane.limit - len(lane.inflight) < max(1, lane.limit // 4):
                         await lane.freed.wait()
                     continue
-                claimed = await self.jobs.claim_due(
-                    self.owner, self.config.lease_seconds, room, lane.states
-                )
+                lane.again = False
+                lane.reserved += room
+                try:
+                    claimed = await self.jobs.claim_due(
+                        self.owner, self.config.lease_seconds, room, lane.states
+                    )
+                finally:
+                    lane.reserved -= room
                 for job in claimed:
-                    if job.id in lane.inflight:
-                        continue
-                    self._begin(job, lane)
-                if len(claimed) < room:
+                    if job.id not in lane.inflight:  # else its lease had lapsed: still ours
+                        self._begin(job, lane)
+                if len(claimed) < room and not lane.again:
                     return
         finally:
             lane.claiming = 0
@@ -232,28 +243,37 @@ class Poller:
         lane.inflight[job.id] = task
         task.add_done_callback(partial(self._forget, lane, job.id))
 
-    async def take(self, job_id: int) -> bool:
-        """Poll a job now, in this process: its provider just said it is done. False when the
-        job is held (being polled already, here or elsewhere) or far too much is in hand: then
-        the caller wakes it for whoever claims next."""
+    async def take(self, job_id: int) -> None:
+        """Poll a job now, in this process: its provider just said it is done. When the job is
+        held (being polled already, here or elsewhere) or far too much is in hand, it is woken
+        instead: the holder's release, or the next claim here or elsewhere, takes it at once."""
         lane = self._lanes[0]
-        if job_id in lane.inflight or len(lane.inflight) >= POLLS_IN_FLIGHT * lane.limit:
-            return False
-        job = await self.jobs.claim(job_id, self.owner, self.config.lease_seconds, lane.states)
+        job: Job | None = None
+        if job_id not in lane.inflight and (
+            len(lane.inflight) + lane.reserved < POLLS_IN_FLIGHT * lane.limit
+        ):
+            lane.reserved += 1
+            try:
+                job = await self.jobs.claim(
+                    job_id, self.owner, self.config.lease_seconds, lane.states
+                )
+            finally:
+                lane.reserved -= 1
         if job is None:
-            return False
-        if job.id in lane.inflight:  # claimed by the pump meanwhile: ours is the same lease
-            return True
-        self._begin(job, lane)
-        return True
+            await self.jobs.wake(job_id)
+            self._start(lane)
+        elif job.id not in lane.inflight:  # else its lease had lapsed mid-work: still ours
+            self._begin(job, lane)
 
     @staticmethod
-    def _forget(lane: Lane, job_id: int, _task: asyncio.Task[None]) -> None:
-        lane.inflight.pop(job_id, None)
-        lane.freed.set()
+    def _forget(lane: Lane, job_id: int, task: asyncio.Task[None]) -> None:
+        if lane.inflight.get(job_id) is task:
+            del lane.inflight[job_id]
+            lane.freed.set()
 
     async def stop(self) -> None:
         """Stop working; leases lapse and the jobs resume on the next start."""
+        self._stopping = True
         tasks: list[asyncio.Task[None]] = [self._renewer] if self._renewer else []
         for lane in self._lanes:
             if lane.pump is not None:
@@ -294,6 +314,9 @@ class Poller:
             next_at = self.clock() + self.config.poll_interval
             await self._count_error(job)
         finally:
+            # Out of the lane before the lease goes back: from then on a claim may take the job
+            # again, in this process too, and must find no task at work on it.
+            self._forget(lane, job.id, asyncio.current_task())  # type: ignore[arg-type]
             outcome = self._outcomes.pop(job.id, {})
             woken = await self._release(Release(job.id, next_at, outcome))
         if woken:
@@ -319,25 +342,33 @@ class Poller:
         return await asyncio.shield(done)
 
     async def _write_releases(self) -> None:
-        while self._returning:
-            batch, self._returning = self._returning, []
-            woken: set[int] = set()
-            try:
-                woken = await self.jobs.release_all(self.owner, [r for r, _ in batch])
-            except Exception as exc:
-                # The leases lapse by themselves and the jobs are polled again then.
-                log.warning("could not give back %d leases: %s", len(batch), exc)
-            for release, done in batch:
+        batch: list[tuple[Release, asyncio.Future[bool]]] = []
+        try:
+            while self._returning:
+                batch, self._returning = self._returning, []
+                woken: set[int] = set()
+                try:
+                    woken = await self.jobs.release_all(self.owner, [r for r, _ in batch])
+                except Exception as exc:
+                    # No task works on these jobs any more, so nothing renews their leases:
+                    # they lapse, and the jobs are claimed again then.
+                    log.warning("could not give back %d leases: %s", len(batch), exc)
+                for release, done in batch:
+                    if not done.done():
+                        done.set_result(release.job_id in woken)
+        finally:  # cancelled (the loop is closing): nobody waits for ever
+            for _, done in batch + self._returning:
                 if not done.done():
-                    done.set_result(release.job_id in woken)
+                    done.set_result(False)
 
     async def _renew(self) -> None:
         # One statement renews every lease this process holds, however many jobs are in hand.
         while True:
             await asyncio.sleep(self.config.lease_seconds / 3)
-            if self.busy:
+            held = [job_id for lane in self._lanes for job_id in lane.inflight]
+            if held:
                 with contextlib.suppress(Exception):  # a busy database: the next turn renews
-                    await self.jobs.renew_leases(self.owner, self.config.lease_seconds)
+                    await self.jobs.renew_leases(self.owner, self.config.lease_seconds, held)
 
     async def _count_error(self, job: Job) -> None:
         fresh = await self.jobs.get(job.id)

@@ -114,8 +114,8 @@ class Callbacks:
         self.jobs = jobs
         self.fal = fal
         # In a process that also polls: poll the job right here, with no round trip through
-        # the queue (False when it cannot take it now; the job is then woken for the next).
-        self.take: Callable[[int], Awaitable[bool]] | None = None
+        # the queue (elsewhere the job is woken for a worker).
+        self.take: Callable[[int], Awaitable[None]] | None = None
 
     async def receive(
         self, provider: str, job_id: str, secret: str, headers: Mapping[str, str], body: bytes
@@ -144,7 +144,9 @@ class Callbacks:
                 return Verdict(400, "other_request")
         if job.state != JobState.RUNNING:
             return Verdict(200, "ignored")  # late or repeated: the job moved on already
-        if self.take is None or not await self.take(job.id):
+        if self.take is not None:
+            await self.take(job.id)
+        else:
             await self.jobs.wake(job.id)
         log.info("job %s: %s called back; polling it now", job.id, provider)
         return Verdict(200, "accepted")

@@ -358,11 +358,18 @@ class JobRepository:
         )
         return Job.from_row(row) if row is not None else None
 
-    async def renew_leases(self, owner: str, lease_seconds: float) -> int:
-        """Extend every lease ``owner`` holds (long work such as an upload is still going)."""
+    async def renew_leases(self, owner: str, lease_seconds: float, job_ids: list[int]) -> int:
+        """Extend the leases ``owner`` holds on ``job_ids``, the jobs still at work (long work
+        such as an upload is still going)."""
+        if not job_ids:
+            return 0
+        marks = ", ".join("?" for _ in job_ids)
+        # Rows being given back meanwhile are skipped, not waited for: a lease renewed and a
+        # batch of releases each lock several rows, and must never wait on each other.
         return await self.db.execute(
-            "UPDATE jobs SET lease_until = ? WHERE lease_owner = ?",
-            (self.clock() + lease_seconds, owner),
+            "UPDATE jobs SET lease_until = ? WHERE id IN (SELECT id FROM jobs "  # noqa: S608
+            f"WHERE lease_owner = ? AND id IN ({marks}){_SKIP_LOCKED[self.db.dialect]})",
+            (self.clock() + lease_seconds, owner, *job_ids),
         )
 
     async def release(
