@@ -141,7 +141,10 @@ class SendBudget(BaseRateLimiter[JSONDict]):
         # Telegram counts the bot's sends in any second: an even pace keeps every second within
         # the limit, with a margin for sends reaching it a little late, and so does a burst of
         # two where it fits (2 + 30 / 1.155 < 30; not with a limit of a few a second).
-        rate = self.limit / (self.window * 1.1)
+        # With a few sends a second one send reaching Telegram late is a large part of the
+        # second, so at least one send is kept in hand (4 a second are paced at 3 a second,
+        # which a send reaching it up to 0.4 s late still keeps within 4).
+        rate = min(self.limit / 1.1, max(self.limit - 1.0, self.limit / 2)) / self.window
         burst = 2.0 if self.limit - rate >= 2 else 1.0
         # With two, an optional send leaves the last token to a send that must go: an edit that
         # took it just before would make a person's answer wait for the next one.
