@@ -15,7 +15,7 @@ from services.model.packs import Pack, parse_packs
 
 # Jobs polled at once by default. A process that answers people polls 48: more at once made
 # their answers wait longer than 250 ms behind a round. A worker answers nobody: with 128 it
-# polled 10,000 jobs within the 15 s interval (13–14.5 s on 2 cores, the provider answering in
+# polls 10,000 jobs within the 15 s interval (9.3–10.6 s on 2 cores, the provider answering in
 # 50 ms). 256 was no faster there, and its bursts slowed both a callback's pick-up (p99 5.7 s
 # instead of 1.6 s) and an ingress's answers on the same machine (451 ms instead of 126 ms).
 ANSWERING_POLLS = 48

@@ -260,9 +260,24 @@ class JobRepository:
         if reserve is None and not settle:
             # One statement is atomic by itself: no transaction's extra round trips.
             moved = await self.db.execute(update, params) == 1
-            if moved and dst == JobState.QUEUED:
-                await self.db.notify(DUE_CHANNEL)
-            return moved
+        else:
+            moved = await self._move_with_credits(update, params, job_id, dst, reserve, settle, now)
+        if moved and dst == JobState.QUEUED:
+            await self.db.notify(DUE_CHANNEL)  # a worker elsewhere may start on it at once
+        return moved
+
+    async def _move_with_credits(
+        self,
+        update: str,
+        params: list[Any],
+        job_id: int,
+        dst: JobState,
+        reserve: Reservation | None,
+        settle: str | None,
+        now: float,
+    ) -> bool:
+        """The state change ``update`` and the credits it holds or settles, in one
+        transaction."""
         async with self.db.transaction() as tx:
             if await tx.execute(update, params) != 1:
                 return False
@@ -282,8 +297,6 @@ class JobRepository:
                     "AND s.entry IN ('keep', 'refund'))",
                     (settle, dst.value, now, job_id, job_id),
                 )
-        if dst == JobState.QUEUED:
-            await self.db.notify(DUE_CHANNEL)  # a worker elsewhere may start on it at once
         return True
 
     async def update(self, job_id: int, **fields: Any) -> None:
@@ -312,10 +325,7 @@ class JobRepository:
         processes can never lease one job.
         """
         now = self.clock()
-        wanted = sorted(s for s in (states if states is not None else _ACTIVE) if s in _ACTIVE)
-        # The states as literals (the enum's own values): PostgreSQL then knows the partial
-        # indexes over active jobs cover the query.
-        among = ", ".join(f"'{state.value}'" for state in wanted)
+        among = _among(states if states is not None else _ACTIVE)
         lease = [owner, now + lease_seconds]
         woken = (
             "UPDATE jobs SET lease_owner = ?, lease_until = ?, woken_at = NULL "  # noqa: S608
@@ -349,7 +359,7 @@ class JobRepository:
         back about it: polled at once by the process that heard, with no round trip through
         the queue); None when it is elsewhere or held."""
         now = self.clock()
-        among = ", ".join(f"'{state.value}'" for state in sorted(states) if state in _ACTIVE)
+        among = _among(states)
         row = await self.db.fetchone(
             "UPDATE jobs SET lease_owner = ?, lease_until = ?, woken_at = NULL "  # noqa: S608
             f"WHERE id = ? AND state IN ({among}) AND (lease_until IS NULL OR lease_until < ?) "
@@ -572,6 +582,12 @@ class JobRepository:
         """How many jobs are in each state."""
         rows = await self.db.fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
         return {r["state"]: int(r["n"]) for r in rows}
+
+
+def _among(states: Iterable[JobState]) -> str:
+    """Active states as SQL literals (the enum's own values, never input): with literals
+    PostgreSQL knows that the partial indexes over active jobs cover a claim."""
+    return ", ".join(f"'{state.value}'" for state in sorted(states) if state in _ACTIVE)
 
 
 @dataclass(frozen=True)
